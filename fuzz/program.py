@@ -1,0 +1,136 @@
+"""Program: the pure data a run is made of.
+
+A Program is the initial memory layout of process 0, the operations of each
+thread (threads belong to processes; process k > 0 is created by the fork
+operation ``fork k`` and its threads start when that fork completes), and
+the schedule: one relative choice per scheduling decision (0 = keep running
+the current task, k = the k-th runnable task after it in rotation; an
+exhausted schedule means 0 forever). Frozen dataclasses, no model objects.
+
+``OPS`` is the operation vocabulary as data: each operation's argument
+names, in order; ``ARG_DOMAINS`` bounds each argument (the byte decoder and
+the mutators draw from them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from model.pgtable import USER_PAGES
+
+#: operation -> argument names (see model/syscalls.py for what each does)
+OPS: dict[str, tuple[str, ...]] = {
+    "read": ("va",),
+    "write": ("va",),
+    "mmap": ("va", "npages", "kind", "prot"),
+    "munmap": ("va", "npages"),
+    "mprotect": ("va", "npages", "prot"),
+    "dontneed": ("va", "npages"),
+    "pageout": ("va", "npages"),
+    "reclaim": ("va",),
+    "fork": ("child",),
+    "exit": (),
+    "pin": ("slot", "va", "access", "path", "life"),
+    "unpin": ("slot",),
+    "devread": ("slot",),
+    "devwrite": ("slot",),
+    "vmsplice": ("va",),
+    "piperead": (),
+    "clear_refs": (),
+    "procmem": ("pid", "va"),
+    "signal": ("event",),
+    "wait": ("event",),
+}
+
+KINDS = ("anon", "file", "shared")     # MAP_PRIVATE|MAP_ANONYMOUS, MAP_PRIVATE file, MAP_SHARED file
+PROTS = ("rw", "r")
+POPULATE = ("none", "read", "write", "swap")
+MAX_PROCS = 4
+MAX_SLOTS = 4
+MAX_EVENTS = 4
+FILE_PAGES = 4
+
+#: argument -> its domain: a range of ints or a tuple of words
+ARG_DOMAINS: dict[str, object] = {
+    "va": range(USER_PAGES),
+    "npages": range(1, USER_PAGES + 1),
+    "kind": KINDS,
+    "prot": PROTS,
+    "child": range(1, MAX_PROCS),
+    "pid": range(MAX_PROCS),
+    "slot": range(MAX_SLOTS),
+    "access": ("ro", "rw"),
+    "path": ("slow", "fast"),
+    "life": ("longterm", "short"),
+    "event": range(MAX_EVENTS),
+}
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation of a thread: its name and arguments (ints or words)."""
+
+    name: str
+    args: tuple = ()
+
+    def __str__(self) -> str:
+        return " ".join([self.name, *map(str, self.args)])
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """An initial mapping of process 0, optionally populated before threads start."""
+
+    va: int
+    npages: int
+    kind: str = "anon"
+    prot: str = "rw"
+    pgoff: int = 0
+    populate: str = "none"
+
+
+@dataclass(frozen=True)
+class ThreadSpec:
+    """A thread of process ``pid`` and the operations it runs, in order."""
+
+    pid: int
+    ops: tuple[Op, ...] = ()
+
+
+@dataclass(frozen=True)
+class Program:
+    mappings: tuple[Mapping, ...] = ()
+    threads: tuple[ThreadSpec, ...] = ()
+    schedule: tuple[int, ...] = ()
+    fault_injection: bool = False
+    file_pages: int = FILE_PAGES
+    #: verdict expected per variant name ("clean" or an oracle name), kept for regressions
+    expect: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    #: the variant the program was found on, if any
+    found_on: str | None = field(default=None, compare=False)
+
+    def with_schedule(self, schedule) -> "Program":
+        return Program(self.mappings, self.threads, tuple(schedule), self.fault_injection,
+                       self.file_pages, self.expect, self.found_on)
+
+    def op_count(self) -> int:
+        return sum(len(t.ops) for t in self.threads)
+
+    def preemptions(self) -> int:
+        return sum(1 for c in self.schedule if c)
+
+
+def validate_op(op: Op) -> str | None:
+    """Why ``op`` is not well-formed, or None."""
+    names = OPS.get(op.name)
+    if names is None:
+        return f"unknown operation {op.name!r}"
+    if len(op.args) != len(names):
+        return f"{op.name} takes {len(names)} arguments ({' '.join(names) or 'none'}), got {len(op.args)}"
+    for name, value in zip(names, op.args):
+        domain = ARG_DOMAINS[name]
+        if value not in domain:
+            if isinstance(domain, range):
+                return f"{op.name}: {name} must be in {domain.start}..{domain.stop - 1}, got {value!r}"
+            return f"{op.name}: {name} must be one of {', '.join(domain)}, got {value!r}"
+    return None

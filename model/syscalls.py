@@ -1,0 +1,312 @@
+"""User-visible operations: what a thread of a test program can do.
+
+Each ``op_*`` method is one operation of a program (see fuzz/program.py for
+their spelling) executed by a model thread: a user load or store, a system
+call, a driver ioctl (GUP pins as cow.c's gup_test module and io_uring take
+them), a device access through a pin, or a user-space event. Results are
+values, 0, -errno, or a signal name; they go into the trace.
+
+Also here: process exit (do_exit: exit_mm, then exit_files, which releases
+the process's pins and pipe), and fork's process side.
+"""
+
+from __future__ import annotations
+
+from model.errors import UseAfterFree
+from model.flags import (EBUSY, EEXIST, EFAULT, EINVAL, ENOMEM, EPERM, ESRCH, FOLL_LONGTERM, FOLL_PIN,
+                         FOLL_WRITE)
+from model.gup import Pin
+from model.locks import UserEvent
+from model.page import ANON
+from model.splice import PipeBuf
+
+
+class Syscalls:
+    """The operations a program's threads perform."""
+
+    def _ctx(self, proc, va=None) -> None:
+        self.sched.current.ctx = (proc.mm.mid, va) if va is not None else (proc.mm.mid,)
+
+    # -- memory accesses -----------------------------------------------------------
+    async def op_read(self, thread, va: int):
+        proc = thread.process
+        self._ctx(proc, va)
+        folio = await self.user_access(thread, va, False, "user:load")
+        if isinstance(folio, str):
+            return folio
+        data = folio.data
+        vma = proc.mm.find_vma(va)
+        if vma is not None:
+            self.spec.check_load(proc, va, data, vma)
+        return self.spec.describe(data)
+
+    async def op_write(self, thread, va: int):
+        proc = thread.process
+        self._ctx(proc, va)
+        folio = await self.user_access(thread, va, True, "user:store")
+        if isinstance(folio, str):
+            return folio
+        vma = proc.mm.find_vma(va)
+        private = vma is None or not vma.is_shared()
+        token = self.spec.new_token(proc.pid if private else None, va, "store")
+        self.sched.log(folio, "data", folio.data, token)
+        folio.data = token
+        if vma is not None:
+            self.spec.value_written(proc, va, token, vma)
+            self.spec.check_store(proc, va, token)
+        return self.spec.describe(token)
+
+    # -- mappings ------------------------------------------------------------------
+    async def op_mmap(self, thread, va: int, npages: int, kind: str, prot: str, pgoff: int = 0):
+        proc = thread.process
+        mm = proc.mm
+        self._ctx(proc, va)
+        await self.mmap_write_lock(mm, "do_mmap:mmap_write_lock_killable")
+        ret = await self.do_mmap(mm, va, npages, kind, prot, self.files.get("f"), pgoff)
+        self.mmap_write_unlock(mm)
+        return ret
+
+    async def op_munmap(self, thread, va: int, npages: int):
+        proc = thread.process
+        self._ctx(proc, va)
+        await self.mmap_write_lock(proc.mm, "__vm_munmap:mmap_write_lock_killable")
+        return await self.do_munmap(proc.mm, va, npages)
+
+    async def op_mprotect(self, thread, va: int, npages: int, prot: str):
+        proc = thread.process
+        self._ctx(proc, va)
+        return await self.do_mprotect(proc.mm, va, npages, prot)
+
+    async def op_madvise_dontneed(self, thread, va: int, npages: int):
+        proc = thread.process
+        self._ctx(proc, va)
+        return await self.madvise_dontneed(proc.mm, va, npages)
+
+    async def op_pageout(self, thread, va: int, npages: int):
+        proc = thread.process
+        self._ctx(proc, va)
+        return await self.madvise_pageout(proc.mm, va, npages)
+
+    async def op_reclaim(self, thread, va: int):
+        proc = thread.process
+        self._ctx(proc, va)
+        return await self.reclaim_folio_at(proc.mm, va)
+
+    async def op_clear_refs(self, thread):
+        proc = thread.process
+        self._ctx(proc)
+        return await self.clear_refs_soft_dirty(proc.mm)
+
+    async def op_procmem(self, thread, pid: int, va: int):
+        """write(open("/proc/<pid>/mem"), ...) at ``va``."""
+        proc = thread.process
+        target = self.process_by_pid(pid)
+        self._ctx(proc, va)
+        if target is None:
+            return -ESRCH
+        vma = target.mm.find_vma(va)
+        private = vma is None or not vma.is_shared()
+        token = self.spec.new_token(target.pid if private else None, va, "proc_mem")
+        self.pending_kernel_store = (target, token)
+        ret = await self.mem_rw_write(target, va, token)
+        self.pending_kernel_store = None
+        return ret if ret else self.spec.describe(token)
+
+    def note_kernel_store(self, mm, addr: int, vma, folio) -> None:
+        """Called at the kernel's store into a GUP'd page (ghost bookkeeping only)."""
+        pending = getattr(self, "pending_kernel_store", None)
+        if pending is None or vma is None:
+            return
+        target, token = pending
+        if target.mm is mm:
+            self.spec.value_written(target, addr, token, vma)
+
+    # -- pins and devices ------------------------------------------------------------
+    async def op_pin(self, thread, slot: int, va: int, write: bool, fast: bool, longterm: bool):
+        """A driver pins one page: pin_user_pages_fast() or, as cow.c's gup_test does,
+        pin_user_pages() under mmap_read_lock."""
+        proc = thread.process
+        mm = proc.mm
+        self._ctx(proc, va)
+        if slot in proc.pins:
+            return -EBUSY
+        flags = (FOLL_WRITE if write else 0) | (FOLL_LONGTERM if longterm else 0)
+        if fast:
+            folio = await self.pin_user_pages_fast(mm, va, flags)
+        else:
+            await mm.mmap_lock.down_read(self.sched, "pin_longterm_test_start:mmap_read_lock")
+            folio = await self.pin_user_pages(mm, va, flags)
+            mm.mmap_lock.up_read(self.sched)
+        if isinstance(folio, int):
+            return folio
+        vma = mm.find_vma(va)
+        if write:
+            self.check_foll_write_target(mm, vma, va, folio, "FOLL_WRITE pin")
+        coherent = bool(longterm) or folio.kind == ANON or (vma is not None and vma.is_shared())
+        pin = Pin(proc, slot, va, folio, flags | FOLL_PIN, coherent)
+        proc.pins[slot] = pin
+        self.sched.log(proc, f"pin#{slot}", None, folio.name)
+        return folio.name
+
+    async def op_unpin(self, thread, slot: int):
+        proc = thread.process
+        self._ctx(proc)
+        await self.sched.point("unpin_user_page")
+        pin = proc.pins.pop(slot, None)
+        if pin is None:
+            return -EINVAL
+        self.sched.log(proc, f"pin#{slot}", pin.folio.name, None)
+        self.unpin_user_page(pin.folio)
+        return 0
+
+    async def op_devread(self, thread, slot: int):
+        """The device reads the pinned page (gup_test's PIN_LONGTERM_TEST_READ, an
+        io_uring write_fixed)."""
+        proc = thread.process
+        self._ctx(proc)
+        await self.sched.point("device:dma_read")
+        pin = proc.pins.get(slot)
+        if pin is None:
+            return -EINVAL
+        self.sched.current.ctx = (proc.mm.mid, pin.va)
+        if pin.folio.freed:
+            raise UseAfterFree(f"device reads freed page {pin.folio.name} through pin #{slot}",
+                               pfn=pin.folio.pfn)
+        data = pin.folio.data
+        self.spec.check_device_read(pin, data)
+        return self.spec.describe(data)
+
+    async def op_devwrite(self, thread, slot: int):
+        """The device writes the pinned page (an io_uring read_fixed into the buffer)."""
+        proc = thread.process
+        self._ctx(proc)
+        await self.sched.point("device:dma_write")
+        pin = proc.pins.get(slot)
+        if pin is None:
+            return -EINVAL
+        if not pin.write:
+            return -EPERM
+        folio = pin.folio
+        self.sched.current.ctx = (proc.mm.mid, pin.va)
+        if folio.freed:
+            raise UseAfterFree(f"device writes freed page {folio.name} through pin #{slot}",
+                               pfn=folio.pfn)
+        vma = proc.mm.find_vma(pin.va)
+        private = vma is None or not vma.is_shared()
+        token = self.spec.new_token(proc.pid if private else None, pin.va, "device")
+        self.sched.log(folio, "data", folio.data, token)
+        folio.data = token
+        if pin.associated and vma is not None and not proc.mm.dead:
+            self.spec.value_written(proc, pin.va, token, vma)
+        return self.spec.describe(token)
+
+    # -- vmsplice ------------------------------------------------------------------
+    async def op_vmsplice(self, thread, va: int):
+        proc = thread.process
+        self._ctx(proc, va)
+        vma = proc.mm.find_vma(va)
+        shared = vma is not None and vma.is_shared()
+        n = len(proc.pipe)
+        ret = await self.vmsplice_to_pipe(proc, va)
+        if ret == 0 and len(proc.pipe) > n:
+            proc.pipe[-1].shared = shared
+        return ret
+
+    async def op_piperead(self, thread):
+        proc = thread.process
+        self._ctx(proc)
+        await self.sched.point("pipe_read")
+        ret = self.pipe_read(proc)
+        if isinstance(ret, int):
+            return ret
+        data, va, shared = ret
+        self.spec.check_pipe_read(proc, va, data, shared)
+        return self.spec.describe(data)
+
+    # -- user-space synchronisation -------------------------------------------------
+    def event(self, n: int) -> UserEvent:
+        ev = self.events.get(n)
+        if ev is None:
+            ev = self.events[n] = UserEvent(f"event{n}")
+        return ev
+
+    async def op_signal(self, thread, n: int):
+        self._ctx(thread.process)
+        await self.sched.point("user:signal")
+        self.event(n).signal(self.sched)
+        return 0
+
+    async def op_wait(self, thread, n: int):
+        self._ctx(thread.process)
+        await self.event(n).wait(self.sched, "user:wait")
+        return 0
+
+    # -- processes ---------------------------------------------------------------------
+    def process_by_pid(self, pid: int):
+        for p in self.processes:
+            if p.pid == pid and not p.mm.dead:
+                return p
+        return None
+
+    async def op_fork(self, thread, child_pid: int):
+        """kernel/fork.c:copy_process -> copy_mm -> dup_mm (v7.0). Returns the child."""
+        parent = thread.process
+        self._ctx(parent)
+        await self.sched.point("copy_process")
+        if any(p.pid == child_pid for p in self.processes):
+            return -EEXIST
+        self.spec.fork_begin(parent)
+        if self.sched.should_fail("dup_mm:allocate_mm"):
+            self.spec.fork_failed(parent)
+            return -ENOMEM
+        mm = self.new_mm()
+        ret = await self.dup_mmap(mm, parent.mm)
+        if ret:
+            mm.dead = True
+            self.spec.fork_failed(parent)
+            return ret
+        child = self.create_process(parent, mm, child_pid)
+        self.spec.fork_end(parent, child)
+        return child
+
+    async def op_exit(self, thread):
+        """exit_group(): the process's other threads stop at their next operation."""
+        proc = thread.process
+        self._ctx(proc)
+        await self.sched.point("do_group_exit")
+        if not proc.exiting:
+            proc.exiting = True
+            self.sched.log(proc, "exiting", False, True)
+        return 0
+
+    async def thread_exit(self, thread) -> None:
+        """kernel/exit.c:do_exit for one thread; the last one tears the process down."""
+        proc = thread.process
+        mm = proc.mm
+        self._ctx(proc)
+        if thread.tlb:
+            self.sched.log(thread, "tlb", dict(thread.tlb), {})
+            thread.tlb.clear()
+        mm.threads.remove(thread)
+        proc.live_threads -= 1
+        await self.mmput(mm)                                   # exit_mm
+        if proc.live_threads == 0:
+            await self.exit_files(proc)
+
+    async def mmput(self, mm) -> None:
+        """kernel/fork.c:mmput (v7.0): the last user runs exit_mmap."""
+        mm.mm_users -= 1
+        if mm.mm_users == 0:
+            await self.exit_mmap(mm)
+
+    async def exit_files(self, proc) -> None:
+        """kernel/exit.c:exit_files: closing the gup_test / io_uring files unpins, and the
+        pipe releases its pages."""
+        await self.sched.point("exit_files")
+        for slot in sorted(proc.pins):
+            pin = proc.pins.pop(slot)
+            self.sched.log(proc, f"pin#{slot}", pin.folio.name, None)
+            self.unpin_user_page(pin.folio)
+        while proc.pipe:
+            buf = proc.pipe.pop(0)
+            self.folio_put(buf.folio)

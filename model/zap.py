@@ -1,0 +1,202 @@
+"""Unmapping: zap_pte_range, munmap, MADV_DONTNEED, exit_mmap, free_pgtables.
+
+Mirrors mm/memory.c (zap_pte_range and its callers), mm/vma.c (munmap),
+mm/madvise.c (MADV_DONTNEED) and mm/mmap.c (exit_mmap), v7.0. The rules
+that matter: PTEs are cleared under the ptl; a present page's mapcount
+drops under the ptl but its reference only after the TLB flush (the
+mmu_gather); dirty file pages delay even the rmap removal past a flush
+taken under the ptl; page tables are freed only after the flush and after
+any GUP-fast walker left. MADV_DONTNEED runs under the per-VMA read lock
+(falling back to mmap_lock for read) and may free a PTE table it emptied
+(CONFIG_PT_RECLAIM); munmap detaches the VMAs under the write lock and
+zaps after downgrading it to read.
+"""
+
+from __future__ import annotations
+
+from model.flags import EINVAL
+from model.pgtable import PTRS_PER_PTE, USER_PAGES, pmd_addr_start, pmd_index, pte_index
+
+
+class ZapOps:
+    """Unmapping and page-table freeing."""
+
+    async def flush_tlb_batched_pending(self, mm) -> None:
+        """mm/rmap.c:flush_tlb_batched_pending (v7.0): flush what reclaim deferred."""
+        if mm.tlb_flush_batched:
+            await self.flush_tlb_mm(mm, "flush_tlb_batched_pending")
+            self.sched.log(mm, "tlb_flush_batched", True, False)
+            mm.tlb_flush_batched = False
+
+    async def zap_pte_range(self, tlb, vma, addr: int, end: int, reclaim_pt: bool = False) -> None:
+        """mm/memory.c:zap_pte_range + zap_present_folio_ptes + zap_nonpresent_ptes (v7.0)."""
+        from model.kernel import PtePointer
+        mm = tlb.mm
+        sched = self.sched
+        ptep = await self.pte_offset_map_lock(mm, addr, "zap_pte_range:pte_offset_map_lock")
+        if ptep is None:
+            return
+        table = ptep.table
+        await self.flush_tlb_batched_pending(mm)
+        force_flush = False
+        delayed_rmap = []
+        for a in range(addr, end):
+            await sched.point("zap_pte_range:ptep_get")
+            p = PtePointer(table, pte_index(a))
+            pte = self.ptep_get(p)
+            if pte is None:
+                continue
+            if pte.present:
+                folio = self.vm_normal_page(vma, a, pte)
+                self.ptep_get_and_clear(mm, a, p)
+                self.tlb_remove_tlb_entry(tlb, a)
+                if folio is None:           # the shared zero page
+                    continue
+                delay = False
+                if folio.kind != "anon" and pte.dirty:
+                    self.folio_mark_dirty(folio)
+                    delay = True            # tlb_delay_rmap
+                    force_flush = True
+                if delay:
+                    delayed_rmap.append(folio)
+                else:
+                    self.folio_remove_rmap_pte(folio, vma)
+                self.tlb_remove_page(tlb, folio)
+            else:
+                self.swap_put_entries_direct(pte.swp)
+                self.ptep_get_and_clear(mm, a, p)
+        can_reclaim_pt = reclaim_pt and end - addr >= PTRS_PER_PTE and \
+            all(p is None for p in table.ptes)
+        if can_reclaim_pt:
+            # zap_empty_pte_table: free the now-empty table under the pmd lock
+            if mm.page_table_lock.trylock(sched):
+                self.set_pmd(mm, addr, None)
+                mm.page_table_lock.unlock(sched)
+            else:
+                can_reclaim_pt = False
+        if force_flush:
+            # Do the actual TLB flush before dropping ptl (tlb_flush_mmu_tlbonly)
+            await sched.point("zap_pte_range:tlb_flush_mmu_tlbonly")
+            self._tlb_drop(mm, tlb.start, tlb.end)
+            for folio in delayed_rmap:       # tlb_flush_rmaps
+                self.folio_remove_rmap_pte(folio, vma)
+        self.pte_unmap_unlock(ptep)
+        if force_flush:
+            await self.tlb_flush_mmu(tlb, "zap_pte_range:tlb_flush_mmu")
+        if can_reclaim_pt:
+            self.tlb_remove_table(tlb, table)
+
+    async def unmap_vmas(self, tlb, vmas, start: int, end: int, reclaim_pt: bool = False) -> None:
+        """mm/memory.c:unmap_vmas -> unmap_page_range -> zap_pmd_range (v7.0)."""
+        for vma in vmas:
+            s = max(start, vma.vm_start)
+            e = min(end, vma.vm_end)
+            addr = s
+            while addr < e:
+                nxt = min(e, pmd_addr_start(addr) + PTRS_PER_PTE)
+                if tlb.mm.pmd[pmd_index(addr)] is not None:
+                    await self.zap_pte_range(tlb, vma, addr, nxt, reclaim_pt)
+                addr = nxt
+
+    async def free_pgtables(self, tlb, mm, start: int, end: int) -> None:
+        """mm/memory.c:free_pgtables (v7.0): unlink the detached VMAs from the rmap, then
+        free every PTE table of [start, end) that no remaining VMA uses."""
+        await self.rmap_lock.down_write(self.sched, "free_pgtables:unlink_anon_vmas")
+        for vma in list(mm.detached_vmas):
+            mm.detached_vmas.remove(vma)
+        self.rmap_lock.up_write(self.sched)
+        first = pmd_index(start)
+        last = pmd_index(end - 1) if end > start else first - 1
+        for idx in range(first, last + 1):
+            lo, hi = idx * PTRS_PER_PTE, (idx + 1) * PTRS_PER_PTE
+            if any(v.vm_start < hi and lo < v.vm_end for v in mm.vmas):
+                continue
+            pmd = mm.pmd[idx]
+            if pmd is None:
+                continue
+            self.set_pmd(mm, lo, None)                   # free_pte_range: pmd_clear
+            self.free_pte_table(tlb, pmd.table)
+
+    def free_pte_table(self, tlb, table) -> None:
+        """pte_free_tlb: the table goes back after the flush (designs may share tables)."""
+        self.tlb_remove_table(tlb, table)
+
+    async def unmap_region(self, mm, vmas, start: int, end: int) -> None:
+        """mm/vma.c:unmap_region / vms_clear_ptes (v7.0)."""
+        tlb = self.tlb_gather_mmu(mm)
+        await self.unmap_vmas(tlb, vmas, start, end)
+        await self.free_pgtables(tlb, mm, start, end)
+        await self.tlb_finish_mmu(tlb)
+
+    async def do_munmap(self, mm, start: int, npages: int) -> int:
+        """mm/vma.c:do_vmi_munmap with unlock=true (v7.0): detach the VMAs under the
+        write lock, downgrade, zap and free tables, unlock. Caller holds the write lock."""
+        end = start + npages
+        if npages <= 0 or start < 0 or end > USER_PAGES:
+            self.mmap_write_unlock(mm)
+            return -EINVAL
+        vmas = await self.vmas_in_range(mm, start, end)
+        for vma in vmas:
+            await self.vma_start_write(vma)
+        for vma in vmas:
+            self.remove_vma(mm, vma)
+            mm.detached_vmas.append(vma)
+        proc = mm.owner
+        for va in range(start, end):
+            self.spec.view_reset(proc, va, None)
+            self.pins_unmapped(proc, va)
+        self.mmap_write_downgrade(mm)
+        if vmas:
+            await self.unmap_region(mm, vmas, start, end)
+        mm.mmap_lock.up_read(self.sched)
+        return 0
+
+    async def madvise_dontneed(self, mm, start: int, npages: int) -> int:
+        """mm/madvise.c:madvise_dontneed_single_vma under MADVISE_VMA_READ_LOCK (v7.0)."""
+        end = start + npages
+        if npages <= 0 or start < 0 or end > USER_PAGES:
+            return -EINVAL
+        vma = await self.lock_vma_under_rcu(mm, start)
+        if vma is not None and vma.vm_end >= end:
+            await self.zap_page_range_single(vma, start, end)
+            self.vma_end_read(vma)
+        else:
+            if vma is not None:
+                self.vma_end_read(vma)
+            await mm.mmap_lock.down_read(self.sched, "madvise_lock:mmap_read_lock")
+            for vma in list(mm.vmas):
+                if vma.vm_end <= start or vma.vm_start >= end:
+                    continue
+                await self.zap_page_range_single(vma, max(start, vma.vm_start),
+                                                 min(end, vma.vm_end))
+            mm.mmap_lock.up_read(self.sched)
+        proc = mm.owner
+        for va in range(start, end):
+            vma = mm.find_vma(va)
+            if vma is not None:
+                self.spec.view_reset(proc, va, vma)
+                self.pins_unmapped(proc, va)
+        return 0
+
+    async def zap_page_range_single(self, vma, start: int, end: int) -> None:
+        """mm/memory.c:zap_page_range_single_batched with reclaim_pt (v7.0)."""
+        tlb = self.tlb_gather_mmu(vma.vm_mm)
+        await self.unmap_vmas(tlb, [vma], start, end, reclaim_pt=True)
+        await self.tlb_finish_mmu(tlb)
+
+    async def exit_mmap(self, mm) -> None:
+        """mm/mmap.c:exit_mmap (v7.0): the last user is gone."""
+        sched = self.sched
+        await mm.mmap_lock.down_read(sched, "exit_mmap:mmap_read_lock")
+        tlb = self.tlb_gather_mmu(mm, fullmm=True)
+        await self.unmap_vmas(tlb, list(mm.vmas), 0, USER_PAGES)
+        mm.mmap_lock.up_read(sched)
+        await self.mmap_write_lock(mm, "exit_mmap:mmap_write_lock")
+        for vma in list(mm.vmas):
+            self.remove_vma(mm, vma)
+            mm.detached_vmas.append(vma)
+        await self.free_pgtables(tlb, mm, 0, USER_PAGES)
+        await self.tlb_finish_mmu(tlb)
+        mm.dead = True
+        self.sched.log(mm, "dead", False, True)
+        self.mmap_write_unlock(mm)
