@@ -30,6 +30,9 @@ from fuzz.trace import Trace
 from model.errors import Violation
 from model.mm import Process
 
+#: operations whose non-negative result is a value token
+VALUE_OPS = frozenset({"read", "write", "devread", "devwrite", "piperead", "procmem"})
+
 OK = "ok"
 VIOLATION = "violation"
 MODEL_ERROR = "model-error"
@@ -113,6 +116,8 @@ def _op_call(kernel, thread, op):
         return kernel.op_signal(thread, a[0])
     if name == "wait":
         return kernel.op_wait(thread, a[0])
+    if name == "waitpid":
+        return kernel.op_waitpid(thread, a[0])
     raise ValueError(f"unknown operation {name!r}")
 
 
@@ -168,16 +173,26 @@ class Run:
         k = self.kernel
         sched = self.sched
         proc = thread.process
+        task = sched.current
         for op in (spec.ops if spec is not None else ()):
             if proc.exiting:
                 break
             sched.note("op", str(op))
+            task.in_op = True
             ret = await _op_call(k, thread, op)
+            task.in_op = False
+            k.rcu_quiescent(task)
             if isinstance(ret, Process):
                 self._forked(ret)
                 ret = ret.pid
-            sched.note("ret", op.name, ret)
+            if op.name in VALUE_OPS and isinstance(ret, int) and ret >= 0:
+                sched.note("ret", op.name, k.spec.describe(ret), ret)
+            else:
+                sched.note("ret", op.name, ret)
+        task.in_op = True
         await k.thread_exit(thread)
+        task.in_op = False
+        k.rcu_quiescent(task)
 
     def _forked(self, child: Process) -> None:
         self.procs[child.pid] = child

@@ -40,6 +40,7 @@ OPS: dict[str, tuple[str, ...]] = {
     "procmem": ("pid", "va"),
     "signal": ("event",),
     "wait": ("event",),
+    "waitpid": ("pid",),
 }
 
 KINDS = ("anon", "file", "shared")     # MAP_PRIVATE|MAP_ANONYMOUS, MAP_PRIVATE file, MAP_SHARED file

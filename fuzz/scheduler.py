@@ -45,7 +45,7 @@ class Task:
     """One model thread (or the setup/teardown task) under the gate."""
 
     __slots__ = ("tid", "name", "state", "label", "factory", "coro", "waiting_on",
-                 "user_wait", "ctx", "driver_data", "started", "exc")
+                 "user_wait", "ctx", "driver_data", "started", "exc", "in_op")
 
     def __init__(self, tid: int, name: str, factory: Callable[[], Any]):
         self.tid = tid
@@ -60,6 +60,7 @@ class Task:
         self.driver_data = None
         self.started = False
         self.exc = None
+        self.in_op = False          # inside a kernel operation (an RCU read side may be held)
 
     def __repr__(self) -> str:
         return f"<Task {self.name} {self.state}>"

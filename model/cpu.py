@@ -20,7 +20,7 @@ from model.flags import (FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_INTERRUPTIBLE, FAULT
                          FAULT_FLAG_WRITE, VM_FAULT_COMPLETED, VM_FAULT_ERROR, VM_FAULT_MAJOR,
                          VM_FAULT_OOM, VM_FAULT_RETRY, VM_FAULT_SIGSEGV, VM_READ, VM_WRITE)
 from model.mm import TlbEntry
-from model.pgtable import pmd_index, pte_index, pte_mkdirty
+from model.pgtable import pmd_index, pte_index
 
 FAULT_FLAG_DEFAULT = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE | FAULT_FLAG_INTERRUPTIBLE
 
@@ -61,7 +61,8 @@ class CpuOps:
             new = pte._copy(dirty=True)
             table.ptes[pte_index(va)] = new
             self.sched.log(table, f"pte[{va}]", pte, new)
-        entry = TlbEntry(pte.folio, writable)
+            pte = new
+        entry = TlbEntry(pte.folio, writable, writable and pte.dirty)
         self.sched.log(thread, f"tlb[{va}]", thread.tlb.get(va), entry)
         thread.tlb[va] = entry
         return entry
@@ -73,9 +74,10 @@ class CpuOps:
         await sched.point(label)
         for _ in range(64):
             entry = thread.tlb.get(va)
-            if entry is None or (write and not entry.write):
+            if entry is None or (write and not (entry.write and entry.dirty)):
                 if entry is not None:
-                    # a write through a read-only TLB entry faults and drops it
+                    # a write through a read-only entry faults and drops it; a write
+                    # through a clean writable entry re-walks to set the Dirty bit
                     self.sched.log(thread, f"tlb[{va}]", entry, None)
                     del thread.tlb[va]
                 entry = self._hw_walk(thread, va, write)

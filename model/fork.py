@@ -37,6 +37,7 @@ class ForkOps:
         """mm/mmap.c:dup_mmap (v7.0)."""
         sched = self.sched
         await self.mmap_write_lock(oldmm, "dup_mmap:mmap_write_lock_killable")
+        self.fork_locked_parent(oldmm)
         await self.mmap_write_lock(mm, "dup_mmap:mmap_write_lock_nested")
         oldmm.fork_in_progress += 1
         retval = 0

@@ -37,7 +37,8 @@ from model.pgtable import pmd_index, pte_index
 class Pin:
     """A driver's pin (or FOLL_GET reference) on one page, taken through ``process``'s mm."""
 
-    __slots__ = ("process", "slot", "va", "folio", "gup_flags", "coherent", "associated")
+    __slots__ = ("process", "slot", "va", "folio", "gup_flags", "coherent", "associated",
+                 "shared")
 
     def __init__(self, process, slot, va, folio, gup_flags, coherent):
         self.process = process
@@ -47,6 +48,7 @@ class Pin:
         self.gup_flags = gup_flags
         self.coherent = coherent       # the pin promises to stay coherent with the page table
         self.associated = True         # the process has not itself unmapped the address
+        self.shared = False            # ghost: pinned through a MAP_SHARED mapping
 
     @property
     def write(self) -> bool:
@@ -358,10 +360,9 @@ class GupOps:
             seq = mm.write_protect_seq.raw_read_seqcount()
             if seq & 1:
                 return None
-        self.gup_fast_walkers += 1                   # local_irq_save
+        # local_irq_save .. local_irq_restore: holds off the RCU grace period that
+        # frees page tables (model/kernel.py:free_table_rcu)
         folio = await self.gup_fast_pte_range(mm, addr, gup_flags)
-        self.gup_fast_walkers -= 1                   # local_irq_restore
-        self.rcu_quiescent()
         if gup_flags & FOLL_PIN:
             await sched.point("gup_fast:read_seqcount_retry")
             if mm.write_protect_seq.read_seqcount_retry(seq):
@@ -390,11 +391,3 @@ class GupOps:
     async def get_user_pages_fast(self, mm, addr: int, gup_flags: int):
         """mm/gup.c:get_user_pages_fast (v7.0): FOLL_GET."""
         return await self.gup_fast_fallback(mm, addr, gup_flags | FOLL_GET)
-
-    # -- pins held for a process ---------------------------------------------
-    def pins_unmapped(self, proc, va: int) -> None:
-        """The process unmapped ``va`` itself: its pins there promise nothing any more."""
-        for pin in proc.pins.values():
-            if pin.va == va and pin.associated:
-                pin.associated = False
-                self.sched.log(proc, f"pin#{pin.slot}.associated", True, False)

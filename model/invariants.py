@@ -48,6 +48,8 @@ class Invariants:
 
     # -- per-step checks ---------------------------------------------------------
     def after_step(self, step) -> None:
+        if self.spec.fork_windows:
+            self.spec.sample_fork_windows()
         if not step.changes:
             return
         self.check_writable_exclusive()
@@ -57,12 +59,9 @@ class Invariants:
             self.check_mappings()
 
     def any_ptl_held(self) -> bool:
-        for mm in self.mms:
-            if mm.dead:
-                continue
-            for pmd in mm.pmd:
-                if pmd is not None and pmd.table.ptl.owner is not None:
-                    return True
+        for table in self.tables:
+            if table.ptl.owner is not None:
+                return True
         return False
 
     def _foreign_refs(self, folio, mm):
@@ -249,7 +248,7 @@ class Invariants:
             raise Accounting(f"{folio.name} leaked: refcount {folio._refcount}, mapcount "
                              f"{folio.mapcount} after every process exited", pfn=folio.pfn)
         for table in self.tables:
-            if not table.freed and table not in self.rcu_deferred_tables:
+            if not table.freed and all(t is not table for t, _ in self.rcu_deferred_tables):
                 raise Accounting(f"page table {table.name} leaked after every process exited",
                                  table=table.name)
         for entry, slot in self.swap_slots.items():

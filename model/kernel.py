@@ -78,14 +78,15 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
         self.swap_slots: dict[int, SwapSlot] = {}
         self.processes: list[Process] = []
         self.mms: list[MmStruct] = []
-        self.gup_fast_walkers = 0               # CPUs walking page tables with IRQs off
-        self.rcu_deferred_tables: list[PteTable] = []
+        # tables waiting for an RCU grace period, with the tasks that may still see them
+        self.rcu_deferred_tables: list[tuple[PteTable, set]] = []
         self.tlb_ubc_mms: list[MmStruct] = []   # reclaim's deferred TLB flush batch
         # anon_vma->rwsem / i_mmap_rwsem, one lock for every rmap: rmap walkers hold it
         # for read, unlinking a VMA from the rmap holds it for write
         self.rmap_lock = RwSemaphore("rmap_lock")
         self.events = {}                        # user-space events (op_signal / op_wait)
-        self.pending_kernel_store = None
+        self.pending_kernel_store = {}          # task -> (target process, value) of /proc/pid/mem
+        self.forking = {}                       # child pid -> the task forking it
         self.spec = Spec(self)
 
     # -- allocation (mm/page_alloc.c); any of these may fail when injecting --
@@ -114,18 +115,29 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
         self.sched.log(table, "freed", False, True)
 
     def free_table_rcu(self, table: PteTable) -> None:
-        """tlb_remove_table: free once no GUP-fast walker (IRQs off) can see the table."""
-        if self.gup_fast_walkers:
-            self.rcu_deferred_tables.append(table)
+        """mm/mmu_gather.c:tlb_remove_table (RCU table free): lockless walkers --
+        GUP-fast with IRQs off, pte_offset_map's RCU read side -- may still look at the
+        table, so it is freed after a grace period. Modelled conservatively: once every
+        other task that was inside a kernel operation has finished that operation."""
+        cur = self.sched.current
+        readers = {t.tid for t in self.sched.tasks if t.in_op and t is not cur}
+        if readers:
+            self.rcu_deferred_tables.append((table, readers))
         else:
             self.pte_free(table)
 
-    def rcu_quiescent(self) -> None:
-        """The last IRQs-off walker left: deferred table frees complete."""
-        if not self.gup_fast_walkers and self.rcu_deferred_tables:
-            tables, self.rcu_deferred_tables = self.rcu_deferred_tables, []
-            for table in tables:
+    def rcu_quiescent(self, task) -> None:
+        """``task`` left its kernel operation: a quiescent state for RCU."""
+        if not self.rcu_deferred_tables:
+            return
+        keep = []
+        for table, readers in self.rcu_deferred_tables:
+            readers.discard(task.tid)
+            if readers:
+                keep.append((table, readers))
+            else:
                 self.pte_free(table)
+        self.rcu_deferred_tables = keep
 
     # -- page table access (include/linux/pgtable.h) --------------------------
     def pmdp_get(self, mm: MmStruct, addr: int):

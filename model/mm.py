@@ -100,16 +100,19 @@ class MmStruct:
 
 
 class TlbEntry:
-    """A cached translation of one CPU: the page and whether writes may use it."""
+    """A cached translation of one CPU: the page, whether writes may use it, and the
+    cached Dirty bit (x86: a store through an entry whose Dirty bit is clear re-walks
+    the page table to set it, and faults if the PTE no longer permits the write)."""
 
-    __slots__ = ("folio", "write")
+    __slots__ = ("folio", "write", "dirty")
 
-    def __init__(self, folio, write):
+    def __init__(self, folio, write, dirty=False):
         self.folio = folio
         self.write = write
+        self.dirty = dirty
 
     def __repr__(self) -> str:
-        return f"{self.folio.name}{':W' if self.write else ''}"
+        return f"{self.folio.name}{':W' if self.write else ''}{'D' if self.dirty else ''}"
 
 
 class Thread:
@@ -130,7 +133,7 @@ class Thread:
 class Process:
     """A process: its mm, its GUP pins (slots), its vmsplice pipe, its place in the tree."""
 
-    __slots__ = ("pid", "mm", "parent", "threads", "pins", "pipe", "exiting",
+    __slots__ = ("pid", "mm", "parent", "threads", "pins", "pinning", "pipe", "exiting",
                  "live_threads", "forked_at", "fork_done_at")
 
     def __init__(self, pid: int, mm: MmStruct, parent=None):
@@ -139,6 +142,7 @@ class Process:
         self.parent = parent
         self.threads: list[Thread] = []
         self.pins: dict[int, object] = {}   # slot -> Pin
+        self.pinning: set[int] = set()      # slots with a pin request in flight
         self.pipe: list = []                # vmsplice'd page references, FIFO
         self.exiting = False
         self.live_threads = 0

@@ -84,8 +84,8 @@ class ProcOps:
         self.mmap_write_unlock(mm)
         return 0
 
-    async def access_remote_vm_write(self, mm, addr: int, gup_flags: int, data: int):
-        """mm/memory.c:__access_remote_vm (v7.0) writing one value: the folio written,
+    async def access_remote_vm_write(self, mm, addr: int, gup_flags: int):
+        """mm/memory.c:__access_remote_vm (v7.0) writing one value: the value written,
         or None when nothing was transferred."""
         sched = self.sched
         await mm.mmap_lock.down_read(sched, "__access_remote_vm:mmap_read_lock_killable")
@@ -101,20 +101,20 @@ class ProcOps:
         await sched.point("__access_remote_vm:copy_to_user_page")
         if folio.freed:
             self.bug(f"/proc/pid/mem writes to freed page {folio.name}", pfn=folio.pfn)
+        data = self.kernel_store_value(mm, addr, vma, folio)
         sched.log(folio, "data", folio.data, data)
         folio.data = data
-        self.note_kernel_store(mm, addr, vma, folio)
         self.folio_mark_dirty(folio)
         self.folio_put(folio)
         mm.mmap_lock.up_read(sched)
-        return folio
+        return data
 
-    async def mem_rw_write(self, target, addr: int, data: int) -> int:
+    async def mem_rw_write(self, target, addr: int):
         """fs/proc/base.c:mem_rw (v7.0), write=1, FOLL_FORCE allowed (the default)."""
         mm = target.mm
         if mm.mm_users == 0 or mm.dead:               # mmget_not_zero
             return -EIO
         mm.mm_users += 1
-        folio = await self.access_remote_vm_write(mm, addr, FOLL_WRITE | FOLL_FORCE, data)
+        data = await self.access_remote_vm_write(mm, addr, FOLL_WRITE | FOLL_FORCE)
         await self.mmput(mm)
-        return 0 if folio is not None else -EIO
+        return data if data is not None else -EIO

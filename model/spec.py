@@ -49,7 +49,11 @@ class Spec:
         self.k = kernel
         self.tokens: list[Token] = [Token(None, None, -1, "zero")]
         self.expected: dict[tuple[int, int], int | None] = {}
-        self.fork_windows: dict[int, dict[int, set[int]]] = {}   # parent pid -> va -> values
+        self.writes: dict[tuple[int, int], int] = {}     # stores per (pid, va), to spot races
+        self.unmaps: dict[tuple[int, int], int] = {}     # munmap/DONTNEED begins+ends per (pid, va)
+        self.unmapping: dict[tuple[int, int], int] = {}  # munmap/DONTNEED in flight per (pid, va)
+        # parent pid -> the fork in flight (its task) -> va -> values the parent had there
+        self.fork_windows: dict[int, dict[object, dict[int, set[int]]]] = {}
 
     # -- values ---------------------------------------------------------
     def now(self) -> int:
@@ -85,11 +89,15 @@ class Spec:
 
     # -- ghost read of what a process would see ---------------------------
     def peek(self, mm, va: int):
-        """The value a load of ``mm`` at ``va`` would return now (no side effects)."""
+        """The value a load of ``mm`` at ``va`` would return now (no side effects), or
+        None when unknown: no VMA, or the PTE is in flux under its ptl (a fault would
+        wait for the lock and see the settled entry)."""
         vma = mm.find_vma(va)
         if vma is None:
             return None
         pmd = mm.pmd[pmd_index(va)]
+        if pmd is not None and pmd.table.ptl.owner is not None:
+            return None
         pte = pmd.table.ptes[pte_index(va)] if pmd is not None else None
         if pte is None:
             if vma.vm_file is not None:
@@ -109,18 +117,74 @@ class Spec:
     def value_written(self, proc, va: int, token: int, vma) -> None:
         """A store/device write/proc-mem write changed ``proc``'s view at ``va``."""
         key = (proc.pid, va)
-        self.expected[key] = token if self._private(vma) else None
-        window = self.fork_windows.get(proc.pid)
-        if window is not None:
+        # while the process unmaps va, a store may land in the page being zapped
+        settled = self._private(vma) and not self.unmapping.get(key, 0)
+        self.expected[key] = token if settled else None
+        self.writes[key] = self.writes.get(key, 0) + 1
+        for window in self.fork_windows.get(proc.pid, {}).values():
             window.setdefault(va, set()).add(token)
 
+    def value_maybe_written(self, proc, va: int) -> None:
+        """A write that ``proc`` may or may not see at ``va`` (a device write through a pin
+        with no promise, a kernel write racing with an unmap): loads may see either."""
+        key = (proc.pid, va)
+        self.expected[key] = None
+        self.writes[key] = self.writes.get(key, 0) + 1
+        for window in self.fork_windows.get(proc.pid, {}).values():
+            window.setdefault(va, set())
+
     def view_reset(self, proc, va: int, vma) -> None:
-        """munmap / MADV_DONTNEED / a new mapping: the view starts over."""
+        """munmap / a new mapping: the view starts over."""
         key = (proc.pid, va)
         if vma is not None and vma.vm_file is None and self._private(vma):
             self.expected[key] = ZERO_TOKEN
         else:
             self.expected[key] = None
+
+    def unmap_begin(self, proc, vas) -> None:
+        """The process starts unmapping (munmap, MADV_DONTNEED): pins there promise
+        nothing any more, nor do pins and kernel writes that complete meanwhile."""
+        for va in vas:
+            key = (proc.pid, va)
+            self.unmaps[key] = self.unmaps.get(key, 0) + 1
+            self.unmapping[key] = self.unmapping.get(key, 0) + 1
+            for pin in proc.pins.values():
+                if pin.va == va and pin.associated:
+                    pin.associated = False
+                    self.k.sched.log(proc, f"pin#{pin.slot}.associated", True, False)
+
+    def unmap_end(self, proc, vas) -> None:
+        for va in vas:
+            key = (proc.pid, va)
+            self.unmaps[key] = self.unmaps.get(key, 0) + 1
+            self.unmapping[key] -= 1
+
+    def unmap_mark(self, proc, va: int) -> int:
+        return self.unmaps.get((proc.pid, va), 0)
+
+    def still_mapped_since(self, proc, va: int, mark: int) -> bool:
+        """No munmap/DONTNEED of ``va`` by the process began or ended since ``mark``."""
+        key = (proc.pid, va)
+        return self.unmaps.get(key, 0) == mark and not self.unmapping.get(key, 0)
+
+    def zap_begin(self, proc, vas) -> dict:
+        """MADV_DONTNEED starts: until it ends, a load may see the old or the new view."""
+        marks = {}
+        for va in vas:
+            key = (proc.pid, va)
+            marks[va] = self.writes.get(key, 0)
+            self.expected[key] = None
+        return marks
+
+    def zap_end(self, proc, marks: dict) -> None:
+        """MADV_DONTNEED ended: the view restarts, unless the process stored there
+        meanwhile (before or after the zap: either value may be seen)."""
+        for va, mark in marks.items():
+            key = (proc.pid, va)
+            if self.writes.get(key, 0) == mark:
+                self.view_reset(proc, va, proc.mm.find_vma(va))
+            else:
+                self.expected[key] = None
 
     def check_load(self, proc, va: int, token: int, vma, what: str = "load") -> None:
         shared = vma.is_shared()
@@ -157,8 +221,7 @@ class Spec:
 
     def check_device_read(self, pin, token: int) -> None:
         proc = pin.process
-        vma = proc.mm.find_vma(pin.va)
-        if vma is not None and not self.allowed(token, proc, pin.va, vma.is_shared()):
+        if not self.allowed(token, proc, pin.va, pin.shared):
             raise IsolationBreach(
                 f"device read through {proc.name}'s pin #{pin.slot} returned "
                 f"{self.describe(token)}", pid=proc.pid, va=pin.va, value=token)
@@ -172,23 +235,37 @@ class Spec:
                 pid=proc.pid, va=pin.va, pfn=pin.folio.pfn, pin=pin.slot)
 
     # -- fork --------------------------------------------------------------
-    def fork_begin(self, parent) -> None:
+    def fork_begin(self, parent, key) -> None:
+        """The fork holding ``key`` locked the parent's mm: its window opens now."""
         mm = parent.mm
         window = {}
         for vma in mm.vmas:
             for va in range(vma.vm_start, vma.vm_end):
-                window[va] = {self.peek(mm, va)}
-        self.fork_windows[parent.pid] = window
+                seen = self.peek(mm, va)
+                window[va] = {seen} if seen is not None else set()
+        self.fork_windows.setdefault(parent.pid, {})[key] = window
 
-    def fork_end(self, parent, child) -> None:
+    def sample_fork_windows(self) -> None:
+        """After each step while a fork is in flight: record what the parent now sees."""
+        for pid, windows in self.fork_windows.items():
+            if not windows:
+                continue
+            mm = self.k.process_by_pid(pid).mm
+            for window in windows.values():
+                for va, values in window.items():
+                    seen = self.peek(mm, va)
+                    if seen is not None:
+                        values.add(seen)
+
+    def fork_end(self, parent, child, key) -> None:
         """The child's memory must be the parent's at some instant of the fork."""
-        window = self.fork_windows.pop(parent.pid, {})
+        window = self.fork_windows.get(parent.pid, {}).pop(key, {})
         child.fork_done_at = self.now()
         for vma in child.mm.vmas:
             for va in range(vma.vm_start, vma.vm_end):
                 seen = self.peek(child.mm, va)
                 allowed = window.get(va, set())
-                if seen not in allowed:
+                if seen is not None and allowed and seen not in allowed:
                     had = ", ".join(self.describe(v) for v in sorted(allowed, key=str))
                     raise ForkSnapshot(
                         f"after fork {child.name} sees {self.describe(seen)} at va {va}; "
@@ -197,5 +274,5 @@ class Spec:
                 exp = self.expected.get((parent.pid, va))
                 self.expected[(child.pid, va)] = exp if len(allowed) == 1 else None
 
-    def fork_failed(self, parent) -> None:
-        self.fork_windows.pop(parent.pid, None)
+    def fork_failed(self, parent, key) -> None:
+        self.fork_windows.get(parent.pid, {}).pop(key, None)

@@ -24,6 +24,14 @@ from model.splice import PipeBuf
 class Syscalls:
     """The operations a program's threads perform."""
 
+    @staticmethod
+    def _private_view(vma, folio) -> bool:
+        """Is a store into ``folio`` a private write? By the mapping when there is one;
+        through a stale TLB entry after munmap, a page-cache page was mapped shared."""
+        if vma is not None:
+            return not vma.is_shared()
+        return folio.kind != "file"
+
     def _ctx(self, proc, va=None) -> None:
         self.sched.current.ctx = (proc.mm.mid, va) if va is not None else (proc.mm.mid,)
 
@@ -38,7 +46,7 @@ class Syscalls:
         vma = proc.mm.find_vma(va)
         if vma is not None:
             self.spec.check_load(proc, va, data, vma)
-        return self.spec.describe(data)
+        return data
 
     async def op_write(self, thread, va: int):
         proc = thread.process
@@ -47,14 +55,14 @@ class Syscalls:
         if isinstance(folio, str):
             return folio
         vma = proc.mm.find_vma(va)
-        private = vma is None or not vma.is_shared()
-        token = self.spec.new_token(proc.pid if private else None, va, "store")
+        token = self.spec.new_token(proc.pid if self._private_view(vma, folio) else None, va,
+                                    "store")
         self.sched.log(folio, "data", folio.data, token)
         folio.data = token
         if vma is not None:
             self.spec.value_written(proc, va, token, vma)
             self.spec.check_store(proc, va, token)
-        return self.spec.describe(token)
+        return token
 
     # -- mappings ------------------------------------------------------------------
     async def op_mmap(self, thread, va: int, npages: int, kind: str, prot: str, pgoff: int = 0):
@@ -104,22 +112,26 @@ class Syscalls:
         self._ctx(proc, va)
         if target is None:
             return -ESRCH
-        vma = target.mm.find_vma(va)
-        private = vma is None or not vma.is_shared()
-        token = self.spec.new_token(target.pid if private else None, va, "proc_mem")
-        self.pending_kernel_store = (target, token)
-        ret = await self.mem_rw_write(target, va, token)
-        self.pending_kernel_store = None
-        return ret if ret else self.spec.describe(token)
+        task = self.sched.current
+        self.pending_kernel_store[task] = (target, self.spec.unmap_mark(target, va))
+        ret = await self.mem_rw_write(target, va)
+        del self.pending_kernel_store[task]
+        return ret
 
-    def note_kernel_store(self, mm, addr: int, vma, folio) -> None:
-        """Called at the kernel's store into a GUP'd page (ghost bookkeeping only)."""
-        pending = getattr(self, "pending_kernel_store", None)
-        if pending is None or vma is None:
-            return
-        target, token = pending
-        if target.mm is mm:
+    def kernel_store_value(self, mm, addr: int, vma, folio) -> int:
+        """The value a /proc/pid/mem write stores into the GUP'd page (ghost bookkeeping:
+        the kernel path only writes what it is given)."""
+        target, mark = self.pending_kernel_store[self.sched.current]
+        token = self.spec.new_token(target.pid if self._private_view(vma, folio) else None,
+                                    addr, "proc_mem")
+        if vma is None or target.mm is not mm:
+            return token
+        if self.spec.still_mapped_since(target, addr, mark):
             self.spec.value_written(target, addr, token, vma)
+        else:
+            # the target unmapped the address meanwhile: the GUP'd page may be gone
+            self.spec.value_maybe_written(target, addr)
+        return token
 
     # -- pins and devices ------------------------------------------------------------
     async def op_pin(self, thread, slot: int, va: int, write: bool, fast: bool, longterm: bool):
@@ -128,8 +140,10 @@ class Syscalls:
         proc = thread.process
         mm = proc.mm
         self._ctx(proc, va)
-        if slot in proc.pins:
+        if slot in proc.pins or slot in proc.pinning:
             return -EBUSY
+        proc.pinning.add(slot)
+        mark = self.spec.unmap_mark(proc, va)
         flags = (FOLL_WRITE if write else 0) | (FOLL_LONGTERM if longterm else 0)
         if fast:
             folio = await self.pin_user_pages_fast(mm, va, flags)
@@ -137,6 +151,7 @@ class Syscalls:
             await mm.mmap_lock.down_read(self.sched, "pin_longterm_test_start:mmap_read_lock")
             folio = await self.pin_user_pages(mm, va, flags)
             mm.mmap_lock.up_read(self.sched)
+        proc.pinning.discard(slot)
         if isinstance(folio, int):
             return folio
         vma = mm.find_vma(va)
@@ -144,6 +159,9 @@ class Syscalls:
             self.check_foll_write_target(mm, vma, va, folio, "FOLL_WRITE pin")
         coherent = bool(longterm) or folio.kind == ANON or (vma is not None and vma.is_shared())
         pin = Pin(proc, slot, va, folio, flags | FOLL_PIN, coherent)
+        # unmapped by the process while the pin was being taken: no promise either
+        pin.associated = self.spec.still_mapped_since(proc, va, mark)
+        pin.shared = not self._private_view(vma, folio)
         proc.pins[slot] = pin
         self.sched.log(proc, f"pin#{slot}", None, folio.name)
         return folio.name
@@ -174,7 +192,7 @@ class Syscalls:
                                pfn=pin.folio.pfn)
         data = pin.folio.data
         self.spec.check_device_read(pin, data)
-        return self.spec.describe(data)
+        return data
 
     async def op_devwrite(self, thread, slot: int):
         """The device writes the pinned page (an io_uring read_fixed into the buffer)."""
@@ -192,13 +210,15 @@ class Syscalls:
             raise UseAfterFree(f"device writes freed page {folio.name} through pin #{slot}",
                                pfn=folio.pfn)
         vma = proc.mm.find_vma(pin.va)
-        private = vma is None or not vma.is_shared()
-        token = self.spec.new_token(proc.pid if private else None, pin.va, "device")
+        token = self.spec.new_token(None if pin.shared else proc.pid, pin.va, "device")
         self.sched.log(folio, "data", folio.data, token)
         folio.data = token
         if pin.associated and vma is not None and not proc.mm.dead:
             self.spec.value_written(proc, pin.va, token, vma)
-        return self.spec.describe(token)
+        else:
+            # no promise: the process may or may not see this write at pin.va
+            self.spec.value_maybe_written(proc, pin.va)
+        return token
 
     # -- vmsplice ------------------------------------------------------------------
     async def op_vmsplice(self, thread, va: int):
@@ -221,13 +241,13 @@ class Syscalls:
             return ret
         data, va, shared = ret
         self.spec.check_pipe_read(proc, va, data, shared)
-        return self.spec.describe(data)
+        return data
 
     # -- user-space synchronisation -------------------------------------------------
     def event(self, n: int) -> UserEvent:
         ev = self.events.get(n)
         if ev is None:
-            ev = self.events[n] = UserEvent(f"event{n}")
+            ev = self.events[n] = UserEvent(f"exit({n[1]})" if isinstance(n, tuple) else f"event{n}")
         return ev
 
     async def op_signal(self, thread, n: int):
@@ -239,6 +259,15 @@ class Syscalls:
     async def op_wait(self, thread, n: int):
         self._ctx(thread.process)
         await self.event(n).wait(self.sched, "user:wait")
+        return 0
+
+    def exit_event(self, pid: int) -> UserEvent:
+        return self.event(("exit", pid))
+
+    async def op_waitpid(self, thread, pid: int):
+        """wait4(pid): until process ``pid`` has exited (its mm and files are gone)."""
+        self._ctx(thread.process)
+        await self.exit_event(pid).wait(self.sched, "user:waitpid")
         return 0
 
     # -- processes ---------------------------------------------------------------------
@@ -253,21 +282,26 @@ class Syscalls:
         parent = thread.process
         self._ctx(parent)
         await self.sched.point("copy_process")
-        if any(p.pid == child_pid for p in self.processes):
+        if any(p.pid == child_pid for p in self.processes) or child_pid in self.forking:
             return -EEXIST
-        self.spec.fork_begin(parent)
         if self.sched.should_fail("dup_mm:allocate_mm"):
-            self.spec.fork_failed(parent)
             return -ENOMEM
+        key = self.sched.current
+        self.forking[child_pid] = key
         mm = self.new_mm()
         ret = await self.dup_mmap(mm, parent.mm)
+        del self.forking[child_pid]
         if ret:
             mm.dead = True
-            self.spec.fork_failed(parent)
+            self.spec.fork_failed(parent, key)
             return ret
         child = self.create_process(parent, mm, child_pid)
-        self.spec.fork_end(parent, child)
+        self.spec.fork_end(parent, child, key)
         return child
+
+    def fork_locked_parent(self, oldmm) -> None:
+        """Ghost hook: dup_mmap holds the parent's mmap_lock, the fork window opens."""
+        self.spec.fork_begin(oldmm.owner, self.sched.current)
 
     async def op_exit(self, thread):
         """exit_group(): the process's other threads stop at their next operation."""
@@ -310,3 +344,4 @@ class Syscalls:
         while proc.pipe:
             buf = proc.pipe.pop(0)
             self.folio_put(buf.folio)
+        self.exit_event(proc.pid).signal(self.sched)

@@ -151,7 +151,8 @@ class VmscanOps:
 
     def _remove_mapping(self, folio) -> bool:
         """mm/vmscan.c:__remove_mapping (v7.0), swap cache: freeze the refcount at
-        isolation + cache; a racing reference (a GUP-fast grab) makes it fail."""
+        isolation + cache; a racing reference (a GUP-fast grab) makes it fail. The
+        frozen folio is freed by shrink_folio_list after try_to_unmap_flush()."""
         if folio._refcount != 2 or folio.dirty or not folio.swapcache:
             return False
         slot = self.swap_slots[folio.swap]
@@ -164,13 +165,18 @@ class VmscanOps:
         folio.swap = None
         self._maybe_free_slot(slot)
         self.folio_unlock(folio)
-        self.free_folio(folio)
         return True
 
     async def shrink_folio_list(self, folios) -> None:
+        """mm/vmscan.c:shrink_folio_list (v7.0): reclaimed folios are freed only after
+        the deferred TLB flush (try_to_unmap_flush before free_unref_folios)."""
+        free_folios = []
         for folio in folios:
-            await self.shrink_folio(folio)
+            if await self.shrink_folio(folio):
+                free_folios.append(folio)
         await self.try_to_unmap_flush()
+        for folio in free_folios:
+            self.free_folio(folio)
 
     # -- entry points ----------------------------------------------------------------
     async def reclaim_folio_at(self, mm, va: int) -> int:

@@ -142,13 +142,14 @@ class ZapOps:
             self.remove_vma(mm, vma)
             mm.detached_vmas.append(vma)
         proc = mm.owner
+        self.spec.unmap_begin(proc, range(start, end))
         for va in range(start, end):
             self.spec.view_reset(proc, va, None)
-            self.pins_unmapped(proc, va)
         self.mmap_write_downgrade(mm)
         if vmas:
             await self.unmap_region(mm, vmas, start, end)
         mm.mmap_lock.up_read(self.sched)
+        self.spec.unmap_end(proc, range(start, end))
         return 0
 
     async def madvise_dontneed(self, mm, start: int, npages: int) -> int:
@@ -156,6 +157,9 @@ class ZapOps:
         end = start + npages
         if npages <= 0 or start < 0 or end > USER_PAGES:
             return -EINVAL
+        proc = mm.owner
+        marks = self.spec.zap_begin(proc, range(start, end))
+        self.spec.unmap_begin(proc, range(start, end))
         vma = await self.lock_vma_under_rcu(mm, start)
         if vma is not None and vma.vm_end >= end:
             await self.zap_page_range_single(vma, start, end)
@@ -170,12 +174,8 @@ class ZapOps:
                 await self.zap_page_range_single(vma, max(start, vma.vm_start),
                                                  min(end, vma.vm_end))
             mm.mmap_lock.up_read(self.sched)
-        proc = mm.owner
-        for va in range(start, end):
-            vma = mm.find_vma(va)
-            if vma is not None:
-                self.spec.view_reset(proc, va, vma)
-                self.pins_unmapped(proc, va)
+        self.spec.zap_end(proc, marks)
+        self.spec.unmap_end(proc, range(start, end))
         return 0
 
     async def zap_page_range_single(self, vma, start: int, end: int) -> None:
