@@ -91,12 +91,11 @@ class StepDriver:
 
 
 class _TrioData:
-    __slots__ = ("trio_task", "parked", "first_step")
+    __slots__ = ("trio_task", "parked")
 
     def __init__(self, trio_task):
         self.trio_task = trio_task
         self.parked = False
-        self.first_step = True
 
 
 def _abort_fail(_raise_cancel):
@@ -111,12 +110,10 @@ class GateGuard(trio.abc.Instrument):
         self.tasks: dict = {}
 
     def before_task_step(self, trio_task) -> None:
+        # A task registers itself during its first step (the check-and-park, which has
+        # no model effect), so that step is not seen here; every later one is.
         task = self.tasks.get(trio_task)
         if task is None:
-            return
-        data = task.driver_data
-        if data.first_step:
-            data.first_step = False   # the initial check-and-park has no model effect
             return
         drv = self.driver
         if drv is None or drv.stopping:

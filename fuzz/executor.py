@@ -292,11 +292,14 @@ class TrioExecutor:
         trio.run(host, instruments=[self.guard])
 
     def run(self, program: Program, variant_cls, chooser=None, *,
-            max_steps: int = DEFAULT_MAX_STEPS) -> Outcome:
+            max_steps: int = DEFAULT_MAX_STEPS, hang_timeout: float = 30.0) -> Outcome:
         return trio.from_thread.run(self.run_async, program, variant_cls, chooser, max_steps,
-                                    trio_token=self._token)
+                                    hang_timeout, trio_token=self._token)
 
-    async def run_async(self, program, variant_cls, chooser=None, max_steps=DEFAULT_MAX_STEPS):
+    async def run_async(self, program, variant_cls, chooser=None, max_steps=DEFAULT_MAX_STEPS,
+                        hang_timeout: float = 30.0):
+        """One execution. ``hang_timeout`` (wall clock) only catches a model that blocks
+        in trio instead of the gate, which would otherwise hang the loop for ever."""
         run = Run(program, variant_cls, chooser or ReplayChooser(program.schedule), max_steps)
         sched = run.sched
         sched.after_step = run.kernel.after_step
@@ -306,9 +309,14 @@ class TrioExecutor:
             for thread, spec in list(run.threads):
                 run._spawn(thread, spec)
             try:
-                await driver.run()
+                with trio.fail_after(hang_timeout):
+                    await driver.run()
             except EndOfExecution:
                 run.stuck = True
+            except trio.TooSlowError:
+                raise GateBreach(f"no progress for {hang_timeout}s: a model task blocked "
+                                 "outside the gate (awaiting something other than the "
+                                 "scheduler)") from None
             _run_alone(sched, "teardown", lambda: run.teardown(_killed_threads(run)))
         except BaseException as exc:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):

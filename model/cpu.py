@@ -72,7 +72,7 @@ class CpuOps:
         sched = self.sched
         mm = thread.process.mm
         await sched.point(label)
-        for _ in range(64):
+        while True:            # the CPU re-executes the access until it succeeds or signals
             entry = thread.tlb.get(va)
             if entry is None or (write and not (entry.write and entry.dirty)):
                 if entry is not None:
@@ -96,7 +96,6 @@ class CpuOps:
             if fault & VM_FAULT_ERROR:
                 return SIGBUS
             await sched.point(label + "_retry")
-        return SIGBUS
 
     async def do_user_addr_fault(self, thread, va: int, write: bool) -> int:
         """arch/x86/mm/fault.c:do_user_addr_fault (v7.0)."""

@@ -32,6 +32,8 @@ class Invariants:
     #: designs that share PTE tables but count one mapcount per sharer (v4, relaxed)
     #: keep this True; RFC v2's lazy accounting sets it False
     mapcount_counts_sharers = True
+    #: a change since the last quiescent point may have broken mapcount == mappings
+    mappings_dirty = False
 
     # -- hooks from the operations ---------------------------------------------
     def check_foll_write_target(self, mm, vma, addr: int, folio, what: str) -> None:
@@ -47,15 +49,42 @@ class Invariants:
                                  mm=mm.mid, va=addr, pfn=folio.pfn)
 
     # -- per-step checks ---------------------------------------------------------
+    #: which checks a change of each field calls for: W = writable=>exclusive,
+    #: T = TLB entries, R = refcount bounds, M = mapcounts vs page tables (quiescent)
+    _FIELD_CHECKS = {
+        "pte": "WTM", "pmd": "WTM", "tlb": "T", "_refcount": "R", "mapcount": "WRM",
+        "PageAnonExclusive": "W", "freed": "RM", "swapcache": "RM", "count": "M",
+        "pin": "WR", "pipe": "WR", "tlb_flush_pending": "T", "tlb_flush_batched": "T",
+        "writer": "T", "owner": "W",
+    }
+
     def after_step(self, step) -> None:
         if self.spec.fork_windows:
             self.spec.sample_fork_windows()
-        if not step.changes:
+        changes = step.changes
+        if not changes:
             return
-        self.check_writable_exclusive()
-        self.check_tlbs()
-        self.check_refcounts(step)
-        if not self.any_ptl_held():
+        checks = ""
+        table = self._FIELD_CHECKS
+        for _obj, field, old, new in changes:
+            key = field.partition("[")[0].partition("#")[0]
+            want = table.get(key)
+            if want:
+                if key == "owner" and new is not None:
+                    continue             # taking a lock hides state, only a release exposes it
+                checks += want
+        if not checks:
+            return
+        if "W" in checks:
+            self.check_writable_exclusive()
+        if "T" in checks or "W" in checks:
+            self.check_tlbs()
+        if "R" in checks:
+            self.check_refcounts(step)
+        if "M" in checks:
+            self.mappings_dirty = True
+        if self.mappings_dirty and not self.any_ptl_held():
+            self.mappings_dirty = False
             self.check_mappings()
 
     def any_ptl_held(self) -> bool:

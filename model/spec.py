@@ -259,7 +259,10 @@ class Spec:
 
     def fork_end(self, parent, child, key) -> None:
         """The child's memory must be the parent's at some instant of the fork."""
-        window = self.fork_windows.get(parent.pid, {}).pop(key, {})
+        windows = self.fork_windows.get(parent.pid, {})
+        window = windows.pop(key, {})
+        if not windows:
+            self.fork_windows.pop(parent.pid, None)
         child.fork_done_at = self.now()
         for vma in child.mm.vmas:
             for va in range(vma.vm_start, vma.vm_end):
@@ -275,4 +278,7 @@ class Spec:
                 self.expected[(child.pid, va)] = exp if len(allowed) == 1 else None
 
     def fork_failed(self, parent, key) -> None:
-        self.fork_windows.get(parent.pid, {}).pop(key, None)
+        windows = self.fork_windows.get(parent.pid, {})
+        windows.pop(key, None)
+        if not windows:
+            self.fork_windows.pop(parent.pid, None)

@@ -1,0 +1,36 @@
+"""Shared helpers for the tests: run a program, read operation results off the trace."""
+
+from __future__ import annotations
+
+from fuzz.executor import execute
+from fuzz.program import Mapping, Op, Program, ThreadSpec
+from model.kernel import Kernel
+
+
+def op(name, *args) -> Op:
+    return Op(name, tuple(args))
+
+
+def prog(mappings, *threads, schedule=(), faults=False) -> Program:
+    """prog([Mapping...], (pid, [ops]), ...)"""
+    return Program(tuple(mappings), tuple(ThreadSpec(pid, tuple(ops)) for pid, ops in threads),
+                   tuple(schedule), faults)
+
+
+def anon(va=0, n=1, populate="write", prot="rw") -> Mapping:
+    return Mapping(va, n, "anon", prot, populate=populate)
+
+
+def results(outcome) -> dict[str, list]:
+    """Operation results per process ("P0", "P1", ...), in order; values are tokens."""
+    out: dict[str, list] = {}
+    for s in outcome.trace.steps:
+        name = outcome.trace.task_names[s.tid]
+        for e in s.events:
+            if e[0] == "ret":
+                out.setdefault(name.split(".")[0], []).append(e[3] if len(e) > 3 else e[2])
+    return out
+
+
+def run(program, variant=Kernel, **kw):
+    return execute(program, variant, **kw)
