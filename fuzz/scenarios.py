@@ -157,3 +157,28 @@ def cowc_scenarios() -> list[Scenario]:
             prog = Program(_non_anon_mappings(backing), (ThreadSpec(0, tuple(ops)),))
             out.append(Scenario(name, backing, prog, check))
     return out
+
+
+def slug(text: str) -> str:
+    import re
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def write_corpus(directory, variants_expect=(("upstream", "clean"),)) -> list:
+    """Write every scenario as a commented .cow file (the seed corpus)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from fuzz.textcodec import format_program
+    out = []
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    for i, sc in enumerate(cowc_scenarios(), 1):
+        prog = replace(sc.program, expect=tuple(variants_expect), found_on="upstream")
+        a, ai, b, bi = sc.check
+        head = (f"# cow.c: {sc.name} [{sc.backing}]\n"
+                f"# passes when the result of {a} op #{ai} equals that of {b} op #{bi}\n")
+        path = d / f"cowc-{i:02d}-{slug(sc.name)}-{slug(sc.backing)}.cow"
+        path.write_text(head + format_program(prog))
+        out.append(path)
+    return out
