@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 
 import trio
 
+from fuzz.choosers import ReplayChooser
 from fuzz.drivers import GateBreach, GateGuard, StepDriver, TrioDriver
+from fuzz.features import FeatureCollector
 from fuzz.program import Program
 from fuzz.scheduler import DEFAULT_MAX_STEPS, DONE, EndOfExecution, Scheduler
 from fuzz.trace import Trace
@@ -38,22 +40,6 @@ VIOLATION = "violation"
 MODEL_ERROR = "model-error"
 
 
-class ReplayChooser:
-    """Follows a recorded schedule; an exhausted schedule means 0 forever."""
-
-    def __init__(self, choices=()):
-        self.choices = tuple(choices)
-        self.pos = 0
-
-    def choose(self, n, label, runnable):
-        if self.pos < len(self.choices):
-            c = self.choices[self.pos]
-            self.pos += 1
-            return c % n
-        self.pos += 1
-        return 0
-
-
 @dataclass
 class Outcome:
     verdict: str                       # ok | violation | model-error
@@ -63,7 +49,8 @@ class Outcome:
     error: str | None = None           # model error: the traceback
     stuck: bool = False                # threads were left waiting in user space
     decisions: int = 0                 # scheduling decisions with a real choice
-    extra: dict = field(default_factory=dict)
+    features: set = field(default_factory=set)   # interleaving features (fuzz/features.py)
+    points: set = field(default_factory=set)     # scheduling points reached
 
     @property
     def oracle(self) -> str | None:
@@ -246,12 +233,36 @@ def _killed_threads(run: Run):
     return [t for t, _ in run.threads if t in t.process.mm.threads]
 
 
+def _install_checks(run: Run, features: bool):
+    """After every step: the oracles, then (optionally) the feature collector."""
+    check = run.kernel.after_step
+    if not features:
+        run.sched.after_step = check
+        return None
+    collector = FeatureCollector()
+    observe = collector.observe
+
+    def after_step(step):
+        check(step)
+        observe(step)
+    run.sched.after_step = after_step
+    return collector
+
+
 def execute(program: Program, variant_cls, chooser=None, *,
-            max_steps: int = DEFAULT_MAX_STEPS) -> Outcome:
+            max_steps: int = DEFAULT_MAX_STEPS, features: bool = False) -> Outcome:
     """Run ``program`` on ``variant_cls`` with the fast (hand-stepping) driver."""
     run = Run(program, variant_cls, chooser or ReplayChooser(program.schedule), max_steps)
     sched = run.sched
-    sched.after_step = run.kernel.after_step
+    collector = _install_checks(run, features)
+    outcome = _execute(run, sched)
+    if collector is not None:
+        outcome.features = collector.features
+        outcome.points = collector.points
+    return outcome
+
+
+def _execute(run: Run, sched) -> Outcome:
     try:
         _run_alone(sched, "setup", run.setup)
         StepDriver(sched)
@@ -302,7 +313,7 @@ class TrioExecutor:
         in trio instead of the gate, which would otherwise hang the loop for ever."""
         run = Run(program, variant_cls, chooser or ReplayChooser(program.schedule), max_steps)
         sched = run.sched
-        sched.after_step = run.kernel.after_step
+        _install_checks(run, False)
         try:
             _run_alone(sched, "setup", run.setup)
             driver = TrioDriver(sched, self.guard)

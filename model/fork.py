@@ -145,8 +145,8 @@ class ForkOps:
                                                    dst_vma, src_vma, addr)
                     addr += 1
                     continue
-                ret, prealloc = self.copy_present_ptes(dst_vma, src_vma, dst_p, src_p,
-                                                       ptent, addr, prealloc)
+                ret, prealloc = await self.copy_present_ptes(dst_vma, src_vma, dst_p, src_p,
+                                                             ptent, addr, prealloc)
                 if ret == -EAGAIN:
                     break
                 if prealloc is not None:
@@ -208,9 +208,10 @@ class ForkOps:
         pte = pte_mkold(pte)
         self.set_pte_at(dst_vma.vm_mm, addr, dst_p, pte)
 
-    def copy_present_ptes(self, dst_vma, src_vma, dst_p, src_p, pte, addr: int, prealloc):
+    async def copy_present_ptes(self, dst_vma, src_vma, dst_p, src_p, pte, addr: int, prealloc):
         """mm/memory.c:copy_present_ptes (v7.0), the small-folio path.
-        Returns (1 or -EAGAIN, the preallocated page if not consumed)."""
+        Returns (1 or -EAGAIN, the preallocated page if not consumed). GUP-fast, which
+        takes no lock, may run between the rmap duplication and the write-protect."""
         folio = self.vm_normal_page(src_vma, addr, pte)
         if folio is not None:
             self.folio_get(folio)
@@ -227,5 +228,6 @@ class ForkOps:
                                     pfn=folio.pfn)
             else:
                 self.folio_dup_file_rmap_pte(folio, dst_vma)
+        await self.sched.point("copy_present_ptes:__copy_present_ptes")
         self._copy_present_ptes(dst_vma, src_vma, dst_p, src_p, pte, addr)
         return 1, prealloc

@@ -9,7 +9,8 @@ import textwrap
 import pytest
 import trio
 
-from fuzz.executor import ReplayChooser, TrioExecutor, execute
+from fuzz.choosers import ReplayChooser
+from fuzz.executor import TrioExecutor, execute
 from fuzz.generate import random_program
 from fuzz.scheduler import Scheduler
 from fuzz.drivers import StepDriver

@@ -18,7 +18,8 @@ import time
 
 import trio
 
-from fuzz.executor import ReplayChooser, TrioExecutor, execute
+from fuzz.choosers import ReplayChooser
+from fuzz.executor import TrioExecutor, execute
 from fuzz.drivers import StepDriver
 from fuzz.program import Mapping, Op, Program, ThreadSpec
 from fuzz.scheduler import Scheduler

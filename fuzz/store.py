@@ -1,0 +1,128 @@
+"""The campaign's files: corpus entries and crash folders, written atomically.
+
+Only the campaign coordinator writes here. Every file is written to a
+temporary name and renamed into place (a crash folder is built under a
+temporary name and renamed whole), so a campaign killed at any moment,
+SIGKILL included, leaves either the complete file or nothing.
+
+* corpus/<variant>/<sha1 of the canonical text>.cow -- one program each;
+* crashes/<variant>/<oracle>-<hash>/ -- signature.txt, input.cow (as found),
+  trace.txt (of the input, then of the reproducer), token.txt, and
+  repro.cow once minimization is done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from fuzz.signature import signature_slug
+from fuzz.textcodec import ParseError, format_program, read_program
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+class Corpus:
+    """A directory of .cow programs, named by content hash."""
+
+    def __init__(self, directory, warn=None):
+        self.dir = Path(directory)
+        self.warn = warn or (lambda msg: print(msg, file=sys.stderr))
+        self.entries: list = []          # Programs, in the order they joined
+        self.hashes: set[str] = set()
+
+    def load(self) -> int:
+        """Read every *.cow below the directory; a bad file costs one warning line."""
+        if not self.dir.is_dir():
+            return 0
+        for path in sorted(self.dir.rglob("*.cow")):
+            try:
+                program = read_program(path)
+            except ParseError as exc:
+                self.warn(f"warning: skipping corrupt corpus file {exc}")
+                continue
+            except OSError as exc:
+                self.warn(f"warning: skipping unreadable corpus file {path}: {exc.strerror}")
+                continue
+            h = content_hash(format_program(program))
+            if h not in self.hashes:
+                self.hashes.add(h)
+                self.entries.append(program)
+        return len(self.entries)
+
+    def add(self, program) -> bool:
+        """Store a new program; False if an identical one is already there."""
+        text = format_program(program)
+        h = content_hash(text)
+        if h in self.hashes:
+            return False
+        atomic_write(self.dir / f"{h}.cow", text)
+        self.hashes.add(h)
+        self.entries.append(program)
+        return True
+
+
+class CrashStore:
+    """crashes/<variant>/<signature slug>/ for each distinct signature."""
+
+    def __init__(self, directory):
+        self.dir = Path(directory)
+        self.known: dict[str, Path] = {}
+
+    def load(self) -> int:
+        if self.dir.is_dir():
+            for sig_file in sorted(self.dir.glob("*/signature.txt")):
+                try:
+                    self.known[sig_file.read_text().strip()] = sig_file.parent
+                except OSError:
+                    continue
+        return len(self.known)
+
+    def folder(self, sig: str) -> Path:
+        return self.dir / signature_slug(sig)
+
+    def save_new(self, sig: str, files: dict[str, str]) -> Path:
+        """Write a complete crash folder under a temporary name, then rename it."""
+        final = self.folder(sig)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=self.dir))
+        for name, text in {"signature.txt": sig + "\n", **files}.items():
+            with open(tmp / name, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+        if final.exists():               # found again after a crash between runs
+            for name in os.listdir(tmp):
+                os.replace(tmp / name, final / name)
+            tmp.rmdir()
+        else:
+            os.rename(tmp, final)
+        self.known[sig] = final
+        return final
+
+    def update(self, sig: str, files: dict[str, str]) -> None:
+        folder = self.known.get(sig) or self.folder(sig)
+        for name, text in files.items():
+            atomic_write(folder / name, text)
