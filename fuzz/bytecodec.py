@@ -18,7 +18,7 @@ total decoder no input is wasted. Layout (a missing byte reads as 0):
 from __future__ import annotations
 
 from fuzz.program import (ARG_DOMAINS, FILE_PAGES, KINDS, MAX_PROCS, OPS, POPULATE, PROTS,
-                          Mapping, Op, Program, ThreadSpec)
+                          Mapping, Op, Program, ThreadSpec, fit_mapping)
 from model.pgtable import USER_PAGES
 
 OPCODES = tuple(OPS)                  # opcode byte -> operation name
@@ -63,19 +63,9 @@ def decode(data: bytes) -> Program:
     faults = bool(flags & 1)
     mappings = []
     for _ in range(((flags >> 1) & 3) + 1):
-        va = r.byte() % USER_PAGES
-        b1, b2 = r.byte(), r.byte()
-        npages = min((b1 & 3) + 1, USER_PAGES - va)
-        kind = KINDS[(b1 >> 2) % len(KINDS)]
-        prot = PROTS[b2 & 1]
-        populate = POPULATE[(b2 >> 1) & 3]
-        pgoff = (b2 >> 3) & 3
-        if kind == "anon":
-            pgoff = 0
-        else:
-            npages = min(npages, FILE_PAGES)
-            pgoff = min(pgoff, FILE_PAGES - npages)
-        mappings.append(Mapping(va, npages, kind, prot, pgoff, populate))
+        va, b1, b2 = r.byte(), r.byte(), r.byte()
+        mappings.append(fit_mapping(va, (b1 & 3) + 1, KINDS[(b1 >> 2) % len(KINDS)],
+                                    PROTS[b2 & 1], (b2 >> 3) & 3, POPULATE[(b2 >> 1) & 3]))
     threads = []
     for _ in range(r.byte() % MAX_THREADS + 1):
         pid = r.byte() % MAX_PROCS

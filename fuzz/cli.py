@@ -1,7 +1,13 @@
 """The cowfuzz command line.
 
+    cowfuzz fuzz [--variant V] [--strategy S] [--time SEC] [--runs N] [--jobs N] ...
+                                                 run a campaign
     cowfuzz run FILE|DIR|TOKEN... [--variant V]   replay programs, print trace and verdict
+    cowfuzz minimize FILE [-o OUT] [--variant V]  shrink a failing program
+    cowfuzz explore FILE [--bound K] [--variant V]
+                                                 every schedule up to K preemptions
     cowfuzz variants                             list the designs
+    cowfuzz strategies                           list the search strategies
 
 Exit status: 0 clean, 1 a violation (or a model error), 2 bad usage or input.
 Bad input is reported on one line, ``file:line: what is wrong``.
@@ -14,6 +20,7 @@ import sys
 from pathlib import Path
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
+DEFAULT_VARIANT = "upstream"
 
 
 class UsageError(Exception):
@@ -85,6 +92,105 @@ def cmd_run(args) -> int:
     return worst
 
 
+def _single_input(arg: str):
+    inputs = collect_inputs([arg])
+    if len(inputs) != 1:
+        raise UsageError(f"{arg}: give one program (a .cow file or a replay token)")
+    return inputs[0]
+
+
+def _variant_name(args, program, token_variant) -> str:
+    return args.variant or token_variant or program.found_on or \
+        next((v for v, _ in program.expect), "upstream")
+
+
+def cmd_fuzz(args) -> int:
+    import os
+    from fuzz.campaign import Campaign, CampaignConfig
+    from fuzz.progress import Reporter
+    from fuzz.strategies import STRATEGIES
+    _variant(args.variant)
+    if args.strategy not in STRATEGIES:
+        raise UsageError(f"unknown strategy {args.strategy!r} (known: {', '.join(STRATEGIES)})")
+    for flag, value in (("--time", args.time), ("--runs", args.runs), ("--jobs", args.jobs)):
+        if value is not None and value <= 0:
+            raise UsageError(f"{flag} must be positive")
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+    slug = _variant_slug(args.variant)
+    seconds = args.time if args.time is not None else (None if args.runs else 60.0)
+    config = CampaignConfig(
+        variant=args.variant, strategy=args.strategy, seconds=seconds, runs=args.runs,
+        jobs=args.jobs, seed=seed,
+        corpus_dir=Path(args.corpus) if args.corpus else Path("corpus") / slug,
+        crashes_dir=Path(args.crashes) if args.crashes else Path("crashes") / slug,
+        slice_seconds=args.slice, minimize_seconds=args.minimize_time,
+        stop_on_crash=args.stop_on_crash)
+    from fuzz.store import Busy
+    try:
+        stats = Campaign(config, Reporter(quiet=args.quiet)).run()
+    except Busy as exc:
+        raise UsageError(str(exc)) from None
+    return EXIT_FOUND if stats.violations else EXIT_CLEAN
+
+
+def _variant_slug(name: str) -> str:
+    """A directory name for a variant (a user's ``path/file.py:Class`` -> ``file-Class``)."""
+    if ":" not in name:
+        return name
+    where, _, cls = name.rpartition(":")
+    return f"{Path(where).stem}-{cls}"
+
+
+def cmd_minimize(args) -> int:
+    from fuzz.minimize import minimize
+    from fuzz.textcodec import format_program
+    from fuzz.token import make_token
+    label, program, token_variant = _single_input(args.input)
+    name = _variant_name(args, program, token_variant)
+    try:
+        result = minimize(program, _variant(name), name, seconds=args.time)
+    except ValueError as exc:
+        raise UsageError(f"{label}: {exc} ({name})") from None
+
+    def show(d):
+        return f"{d['operations']} operations, {d['threads']} threads, {d['preemptions']} preemptions"
+    print(f"{label} on {name}: {show(result.before)} -> {show(result.after)} "
+          f"({result.runs} runs, {result.seconds:.1f} s{', time cap reached' if result.timed_out else ''})",
+          file=sys.stderr)
+    text = format_program(result.program)
+    if args.output:
+        from fuzz.store import atomic_write
+        atomic_write(Path(args.output), text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    print(make_token(result.program, name), file=sys.stderr)
+    return EXIT_FOUND
+
+
+def cmd_explore(args) -> int:
+    from fuzz.strategies.exhaustive import explore
+    from fuzz.token import make_token
+    label, program, token_variant = _single_input(args.input)
+    name = _variant_name(args, program, token_variant)
+    result = explore(program.with_schedule(()), _variant(name), args.bound,
+                     max_schedules=args.max_schedules, seconds=args.time)
+    if result.failure is not None:
+        failing = program.with_schedule(result.failure.schedule)
+        print(make_token(failing, name))
+        print(result.failure.trace.render_text(), end="")
+    print(f"{label} on {name}: {result.proof_line()}")
+    return EXIT_FOUND if result.failure is not None else EXIT_CLEAN
+
+
+def cmd_strategies(args) -> int:
+    from fuzz.strategies import STRATEGIES
+    width = max(map(len, STRATEGIES))
+    for name, strategy in STRATEGIES.items():
+        print(f"{name:<{width}}  {strategy.description}")
+    return EXIT_CLEAN
+
+
 def cmd_variants(args) -> int:
     from model.variants import VARIANTS
     width = max(len(n) for n in VARIANTS)
@@ -104,8 +210,43 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", action="store_true", help="print every trace")
     run.add_argument("-q", "--quiet", action="store_true", help="one line per run")
     run.set_defaults(func=cmd_run)
+    fz = sub.add_parser("fuzz", help="run a fuzzing campaign")
+    fz.add_argument("--variant", default=DEFAULT_VARIANT,
+                    help=f"the design to fuzz (default {DEFAULT_VARIANT}; see 'cowfuzz variants')")
+    fz.add_argument("--strategy", default="coverage", help="search strategy (default coverage; "
+                    "see 'cowfuzz strategies')")
+    fz.add_argument("--time", type=float, metavar="SEC",
+                    help="stop after SEC seconds (default 60, or none when --runs is given)")
+    fz.add_argument("--runs", type=int, metavar="N", help="stop after N executions")
+    fz.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes")
+    fz.add_argument("--seed", type=int, metavar="N", help="campaign seed (default: random, printed)")
+    fz.add_argument("--corpus", metavar="DIR", help="corpus folder (default corpus/<variant>)")
+    fz.add_argument("--crashes", metavar="DIR", help="crash folder (default crashes/<variant>)")
+    fz.add_argument("--slice", type=float, default=10.0, metavar="SEC",
+                    help="seconds a worker fuzzes between syncs (default 10)")
+    fz.add_argument("--minimize-time", type=float, default=60.0, metavar="SEC",
+                    help="time cap of each minimization (default 60)")
+    fz.add_argument("--stop-on-crash", action="store_true",
+                    help="end the campaign after the first new violation")
+    fz.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    fz.set_defaults(func=cmd_fuzz)
+    mn = sub.add_parser("minimize", help="shrink a failing program, keeping its signature")
+    mn.add_argument("input", help="a .cow file or a replay token")
+    mn.add_argument("-o", "--output", help="write the result here (default: stdout)")
+    mn.add_argument("--variant", help="default: the token's variant, else the file's found-on")
+    mn.add_argument("--time", type=float, default=120.0, metavar="SEC", help="time cap")
+    mn.set_defaults(func=cmd_minimize)
+    ex = sub.add_parser("explore", help="run one program under every schedule up to a bound")
+    ex.add_argument("input", help="a .cow file or a replay token")
+    ex.add_argument("--bound", type=int, default=2, help="most preemptions (default 2)")
+    ex.add_argument("--variant", help="default: the token's variant, else the file's found-on")
+    ex.add_argument("--max-schedules", type=int, metavar="N", help="stop after N schedules")
+    ex.add_argument("--time", type=float, metavar="SEC", help="stop after SEC seconds")
+    ex.set_defaults(func=cmd_explore)
     var = sub.add_parser("variants", help="list the designs")
     var.set_defaults(func=cmd_variants)
+    stg = sub.add_parser("strategies", help="list the search strategies")
+    stg.set_defaults(func=cmd_strategies)
     return ap
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from fuzz.program import (ARG_DOMAINS, FILE_PAGES, MAX_EVENTS, MAX_PROCS, MAX_SLOTS, OPS, POPULATE,
+from fuzz.program import (ARG_DOMAINS, FILE_PAGES, MAX_PROCS, OPS, POPULATE,
                           Mapping, Op, Program, ThreadSpec)
 from model.pgtable import USER_PAGES
 

@@ -24,6 +24,7 @@ import json
 import os
 import random
 import sys
+import time
 
 import atheris
 
@@ -44,7 +45,6 @@ def main() -> None:
     with atheris.instrument_imports(include=["model"]):
         import model  # noqa: F401
         from model.variants import get_variant
-        import model.kernel  # noqa: F401
     from fuzz.bytecodec import decode, encode
     from fuzz.executor import execute
     from fuzz.mutate import crossover, mutate
@@ -73,7 +73,8 @@ def main() -> None:
                 if results is not None:
                     record = {"signature": sig, "oracle": outcome.oracle or outcome.verdict,
                               "program": format_program(program.with_schedule(outcome.schedule)),
-                              "run": stats["runs"], "pid": os.getpid()}
+                              "run": stats["runs"], "pid": os.getpid(),
+                              "monotonic": time.monotonic()}
                     results.write(json.dumps(record) + "\n")
                     results.flush()
                     os.fsync(results.fileno())

@@ -11,7 +11,13 @@ none when run again. Passes, in order:
    adjacent pairs;
 2. drop threads and whole processes (their threads and the fork);
 3. simplify arguments and mappings;
-4. the schedule: truncate, lower choices, zero preemptions, delete choices.
+4. the schedule: truncate, lower choices, zero preemptions, delete choices;
+5. when those are stuck, a bounded search (every schedule up to a
+   preemption bound, fewest first; fuzz/strategies/exhaustive.py) for a
+   schedule with fewer preemptions, then for removals (an operation, a
+   thread, a process) whose old schedule no longer reaches the bug --
+   schedules are relative, so a removed task shifts every later choice;
+   then 1-4 again.
 
 Every accepted candidate takes the schedule its run actually followed, so
 the result is canonical and replays as is.
@@ -23,7 +29,7 @@ import time
 from dataclasses import dataclass, replace
 
 from fuzz.executor import execute
-from fuzz.program import ARG_DOMAINS, OPS, Mapping, Op, Program, ThreadSpec
+from fuzz.program import ARG_DOMAINS, OPS, Op, Program, ThreadSpec
 from fuzz.signature import signature
 from fuzz.textcodec import format_program
 
@@ -73,6 +79,27 @@ class Minimizer:
         ok = outcome.failed and signature(outcome, self.variant_name) == self.target
         self.memo[key] = ok
         return cand.with_schedule(outcome.schedule) if ok else None
+
+    def search_schedule(self, cand: Program, bound: int, max_schedules: int):
+        """A schedule under which ``cand`` shows the target, by bounded exploration."""
+        from fuzz.strategies.exhaustive import explore
+        key = f"search {bound}\n" + format_program(cand.with_schedule(()))
+        if key in self.memo:
+            return None
+        self.memo[key] = False
+        hits = []
+
+        def run(prog, chooser):
+            self.runs += 1
+            outcome = execute(prog, self.variant_cls, chooser)
+            if outcome.failed and not hits and \
+                    signature(outcome, self.variant_name) == self.target:
+                hits.append(prog.with_schedule(outcome.schedule))
+            return outcome
+        explore(cand.with_schedule(()), self.variant_cls, bound, run=run,
+                max_schedules=max_schedules, stop_at_failure=False,
+                stop=lambda: bool(hits) or self.out_of_time())
+        return hits[0] if hits else None
 
     def try_all(self, best: Program, candidates) -> Program:
         """Adopt the first candidate that is smaller and still interesting."""
@@ -175,6 +202,47 @@ def schedule_passes(p):
         yield p.with_schedule(s[:k] + s[k + 1:])
 
 
+def _run_passes(m: Minimizer, best: Program) -> Program:
+    """Passes 1-4 until none makes progress."""
+    progress = True
+    while progress and not m.out_of_time():
+        progress = False
+        for make in PASSES:
+            while True:
+                nxt = m.try_all(best, make(best))
+                if nxt is best:
+                    break
+                best = nxt
+                progress = True
+            if m.out_of_time():
+                break
+    return best
+
+
+#: schedules tried per removal in pass 5
+REPAIR_SCHEDULES = 400
+
+
+def _repair_schedules(m: Minimizer, best: Program):
+    """Pass 5: a schedule with fewer preemptions for the same program, else the first
+    removal that reaches the target under some new schedule."""
+    bound = max(best.preemptions(), 1)
+    if best.preemptions() > 1:
+        got = m.search_schedule(best, best.preemptions() - 1, REPAIR_SCHEDULES)
+        if got is not None and sort_key(got) < sort_key(best):
+            return got
+    for make in (remove_ops, drop_threads, drop_processes):
+        for cand in make(best):
+            if m.out_of_time():
+                return None
+            if sort_key(cand.with_schedule(())) >= sort_key(best):
+                continue
+            got = m.search_schedule(cand, bound, REPAIR_SCHEDULES)
+            if got is not None and sort_key(got) < sort_key(best):
+                return got
+    return None
+
+
 PASSES = (drop_trailing_ops, remove_ops, remove_op_pairs, drop_threads, drop_processes,
           simplify_args, simplify_mappings, schedule_passes)
 
@@ -192,18 +260,12 @@ def minimize(program: Program, variant_cls, variant_name: str, target: str | Non
                   deadline=None if seconds is None else start + seconds)
     best = program.with_schedule(first.schedule)
     before = size(program)
-    progress = True
-    while progress and not m.out_of_time():
-        progress = False
-        for make in PASSES:
-            while True:
-                nxt = m.try_all(best, make(best))
-                if nxt is best:
-                    break
-                best = nxt
-                progress = True
-            if m.out_of_time():
-                break
+    while not m.out_of_time():
+        best = _run_passes(m, best)
+        repaired = _repair_schedules(m, best)
+        if repaired is None:
+            break
+        best = repaired
     best = replace(best, expect=program.expect, found_on=program.found_on)
     return MinimizeResult(best, before, size(best), m.runs, time.monotonic() - start,
                           m.timed_out)

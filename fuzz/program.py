@@ -90,6 +90,19 @@ class Mapping:
     populate: str = "none"
 
 
+def fit_mapping(va: int, npages: int, kind: str, prot: str, pgoff: int, populate: str) -> Mapping:
+    """Clamp raw values into a well-formed Mapping: inside the address space, and a
+    file mapping inside the file (generators and decoders build mappings with it)."""
+    va %= USER_PAGES
+    npages = max(1, min(npages, USER_PAGES - va))
+    if kind == "anon":
+        pgoff = 0
+    else:
+        npages = min(npages, FILE_PAGES)
+        pgoff = max(0, min(pgoff, FILE_PAGES - npages))
+    return Mapping(va, npages, kind, prot, pgoff, populate)
+
+
 @dataclass(frozen=True)
 class ThreadSpec:
     """A thread of process ``pid`` and the operations it runs, in order."""

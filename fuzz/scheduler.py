@@ -140,9 +140,10 @@ class Scheduler:
         waiters = primitive.waiters
         if waiters:
             for t in waiters:
-                t.state = RUNNABLE
-                t.waiting_on = None
-                t.user_wait = False
+                if t.state == BLOCKED:        # not a task unwound after the phase ended
+                    t.state = RUNNABLE
+                    t.waiting_on = None
+                    t.user_wait = False
             primitive.waiters = []
 
     def should_fail(self, label: str) -> bool:

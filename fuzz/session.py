@@ -1,11 +1,11 @@
 """One worker's fuzzing session: the messages of a campaign and the execution loop.
 
-The coordinator sends a ``SliceRequest`` (what to do, for how long, and
-the corpus entries this worker has not seen yet -- its cursor); the worker
-runs a time slice with one strategy and answers with a ``SliceResult``:
-new corpus entries (programs that reached new features), violations
-(the first of each signature), statistics. Both are plain data, so a
-distributed engine could carry them instead of multiprocessing queues.
+The coordinator sends a ``SliceRequest`` (what to do, for how long, the
+corpus entries and features this worker has not seen yet -- its cursor);
+the worker runs a time slice with one strategy and answers with a
+``SliceResult``: new corpus entries, violations (the first of each
+signature), statistics. Both are plain data, so a distributed engine could
+carry them instead of multiprocessing queues.
 """
 
 from __future__ import annotations
@@ -14,21 +14,36 @@ import time
 from dataclasses import dataclass, field
 
 from fuzz.executor import execute
+from fuzz.linecov import LineCoverage
 from fuzz.signature import signature
-from fuzz.textcodec import format_program, parse_program
+from fuzz.textcodec import ParseError, format_program, parse_program
+
+#: share of a slice spent tracing new corpus entries for line coverage
+LINECOV_BUDGET = 0.15
+#: seconds between heartbeats
+HEARTBEAT_SECONDS = 1.0
 
 
 @dataclass
 class SliceRequest:
     slot: int
+    slice_no: int
     strategy: str
     variant: str
     seed: int
     seconds: float | None
     runs: int | None
-    corpus_delta: list[str]          # .cow texts the worker has not seen
+    corpus_delta: list[str]          # .cow texts of entries the worker has not seen
+    feature_delta: list[int]         # features the campaign has that the worker has not seen
     known_signatures: list[str]
     options: dict = field(default_factory=dict)
+
+
+@dataclass
+class NewEntry:
+    text: str                        # the program, .cow text, schedule as followed
+    features: list[int]              # its features the worker had not seen
+    reason: str = "features"         # "features" (interleaving) or "coverage" (libFuzzer kept it)
 
 
 @dataclass
@@ -37,79 +52,142 @@ class Found:
     oracle: str
     program: str                     # .cow text, schedule as followed
     run: int                         # executions into the slice when found
-    seconds: float
+    seconds: float                   # seconds into the slice when found (< 0: before it)
+
+
+@dataclass
+class Heartbeat:
+    """Sent during a slice, about once a second: the executions so far."""
+    slot: int
+    slice_no: int
+    runs: int
 
 
 @dataclass
 class SliceResult:
     slot: int
+    slice_no: int
     runs: int
     seconds: float
-    new_entries: list[str] = field(default_factory=list)
+    new_entries: list[NewEntry] = field(default_factory=list)
     found: list[Found] = field(default_factory=list)
-    features: int = 0
-    points: int = 0
-    edges: int = 0                   # libFuzzer's coverage counter (coverage strategy)
+    new_lines: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    edges: int = 0                   # libFuzzer's own coverage counter (coverage strategy)
 
 
 class Session:
-    """Executes programs for a strategy, keeping what is new."""
+    """Executes programs for a strategy, keeping what is new. Lives as long as its worker."""
 
-    def __init__(self, variant_cls, variant_name: str):
+    def __init__(self, variant_cls, variant_name: str, workdir=None):
         self.variant_cls = variant_cls
         self.variant_name = variant_name
+        self.workdir = workdir           # private scratch space (the coverage strategy's)
         self.corpus: list = []
         self.features: set[int] = set()
-        self.points: set[int] = set()
         self.signatures: set[str] = set()
+        self.linecov = LineCoverage()
         self.decisions_avg = 100.0
-        self.reset_slice(None, None)
+        self.on_heartbeat = None         # callable(Heartbeat), set by the worker
+        self.cleanups: list = []         # called by close(): a strategy's processes, files
+        self.begin_slice(0, None, None)
 
-    def reset_slice(self, seconds, runs) -> None:
+    # -- slice bookkeeping -------------------------------------------------------
+    def begin_slice(self, slice_no: int, seconds, runs) -> None:
+        self.slice_no = slice_no
         self.start = time.monotonic()
-        self.deadline = None if seconds is None else self.start + seconds
+        # the slice ends early enough to leave its line-coverage budget inside ``seconds``
+        self.deadline = None if seconds is None else self.start + seconds / (1 + LINECOV_BUDGET)
         self.max_runs = runs
         self.runs = 0
-        self.new_entries: list[str] = []
+        self.new_entries: list[NewEntry] = []
         self.found: list[Found] = []
+        self.errors: list[str] = []
+        self.edges = 0
+        self._next_beat = self.start + HEARTBEAT_SECONDS
 
-    def add_corpus(self, texts) -> None:
-        for text in texts:
+    def sync(self, corpus_texts, features, signatures) -> None:
+        """Take in what the campaign found elsewhere.
+
+        Each entry runs once (not counted as an execution) so that its features
+        are known here and a violation it still shows is reported (a resumed
+        campaign re-checks its corpus this way).
+        """
+        self.features.update(features)
+        self.signatures.update(signatures)
+        for text in corpus_texts:
             try:
-                self.corpus.append(parse_program(text, "<corpus>"))
-            except ValueError:
+                program = parse_program(text, "<corpus>")
+            except ParseError:
                 continue
+            self.corpus.append(program)
+            outcome = execute(program, self.variant_cls, features=True)
+            self.features |= outcome.features
+            if outcome.failed:
+                self.record(outcome.oracle or outcome.verdict,
+                            signature(outcome, self.variant_name),
+                            program.with_schedule(outcome.schedule))
+
+    def beat(self, runs: int | None = None, now: float | None = None) -> None:
+        """Tell the coordinator how far the slice is (at most once per HEARTBEAT_SECONDS)."""
+        now = time.monotonic() if now is None else now
+        if self.on_heartbeat is not None and now >= self._next_beat:
+            self._next_beat = now + HEARTBEAT_SECONDS
+            self.on_heartbeat(Heartbeat(-1, self.slice_no, self.runs if runs is None else runs))
 
     def done(self) -> bool:
+        """Whether the slice is over (strategies ask before each execution)."""
+        now = time.monotonic()
+        if now >= self._next_beat:
+            self.beat(now=now)
         if self.max_runs is not None and self.runs >= self.max_runs:
             return True
-        return self.deadline is not None and time.monotonic() >= self.deadline
+        return self.deadline is not None and now >= self.deadline
 
-    def execute(self, program, chooser=None):
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    def close(self) -> None:
+        for cleanup in reversed(self.cleanups):
+            cleanup()
+        self.cleanups.clear()
+
+    # -- executions --------------------------------------------------------------
+    def execute(self, program, chooser=None, *, keep: bool = False, count: bool = True):
+        """Run ``program``; keep it in the corpus if it reached a new feature (or ``keep``).
+
+        ``count=False``: a re-execution of something already counted elsewhere.
+        """
         outcome = execute(program, self.variant_cls, chooser, features=True)
-        self.runs += 1
+        self.runs += count
         self.decisions_avg += (outcome.decisions - self.decisions_avg) * 0.05
-        self.points |= outcome.points
         new = outcome.features - self.features
-        if new:
+        if new or keep:
             self.features |= new
             kept = program.with_schedule(outcome.schedule)
             self.corpus.append(kept)
-            self.new_entries.append(format_program(kept))
+            self.linecov.add(kept)
+            self.new_entries.append(NewEntry(format_program(kept), sorted(new),
+                                             "coverage" if keep else "features"))
         if outcome.failed:
-            self.record(outcome, program)
+            self.record(outcome.oracle or outcome.verdict, signature(outcome, self.variant_name),
+                        program.with_schedule(outcome.schedule))
         return outcome
 
-    def record(self, outcome, program) -> None:
-        sig = signature(outcome, self.variant_name)
+    def record(self, oracle: str, sig: str, program, *, run: int | None = None,
+               at: float | None = None) -> None:
+        """A violation; only the first of each signature is reported. ``run`` and ``at``
+        (a time.monotonic() value) say when, if not now."""
         if sig in self.signatures:
             return
         self.signatures.add(sig)
-        self.found.append(Found(sig, outcome.oracle or outcome.verdict,
-                                format_program(program.with_schedule(outcome.schedule)),
-                                self.runs, time.monotonic() - self.start))
+        at = time.monotonic() if at is None else at
+        self.found.append(Found(sig, oracle, format_program(program),
+                                self.runs if run is None else run, at - self.start))
 
     def result(self, slot: int) -> SliceResult:
-        return SliceResult(slot, self.runs, time.monotonic() - self.start, self.new_entries,
-                           self.found, len(self.features), len(self.points))
+        spent = time.monotonic() - self.start
+        self.linecov.measure(lambda p: execute(p, self.variant_cls), spent * LINECOV_BUDGET)
+        return SliceResult(slot, self.slice_no, self.runs, time.monotonic() - self.start,
+                           self.new_entries, self.found, self.linecov.new_lines(), self.errors,
+                           self.edges)

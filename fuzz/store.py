@@ -1,11 +1,13 @@
 """The campaign's files: corpus entries and crash folders, written atomically.
 
-Only the campaign coordinator writes here. Every file is written to a
+Only the campaign coordinator writes here, and one campaign at a time per
+crash folder (a lock file). Every file is written to a
 temporary name and renamed into place (a crash folder is built under a
 temporary name and renamed whole), so a campaign killed at any moment,
 SIGKILL included, leaves either the complete file or nothing.
 
-* corpus/<variant>/<sha1 of the canonical text>.cow -- one program each;
+* corpus/<variant>/queue/<sha1 of the canonical text>.cow -- one program
+  each (the hand-written seeds and kept reproducers sit above queue/);
 * crashes/<variant>/<oracle>-<hash>/ -- signature.txt, input.cow (as found),
   trace.txt (of the input, then of the reproducer), token.txt, and
   repro.cow once minimization is done.
@@ -13,8 +15,10 @@ SIGKILL included, leaves either the complete file or nothing.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -23,14 +27,20 @@ from fuzz.signature import signature_slug
 from fuzz.textcodec import ParseError, format_program, read_program
 
 
-def atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str, *, durable: bool = True) -> None:
+    """Write ``text`` to a temporary file and rename it into place.
+
+    The rename alone survives SIGKILL; ``durable`` also fsyncs, for what must
+    survive a machine crash (crash files), not for corpus entries.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -40,12 +50,36 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
+LOCK_NAME = ".lock"
+
+
+class Busy(Exception):
+    """Another campaign holds the crash folder."""
+
+
+def _remove_leftovers(directory: Path) -> None:
+    """Temporary files and folders of a writer that was killed (they start with '.')."""
+    if not directory.is_dir():
+        return
+    for entry in directory.iterdir():
+        if entry.name.startswith(".") and entry.name != LOCK_NAME:
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+    for folder in directory.iterdir():
+        if folder.is_dir():
+            for entry in folder.glob(".*"):
+                if entry.is_file():
+                    entry.unlink(missing_ok=True)
+
+
 def content_hash(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
 class Corpus:
-    """A directory of .cow programs, named by content hash."""
+    """A directory of .cow programs: read all of them, add new ones by content hash."""
 
     def __init__(self, directory, warn=None):
         self.dir = Path(directory)
@@ -57,7 +91,10 @@ class Corpus:
         """Read every *.cow below the directory; a bad file costs one warning line."""
         if not self.dir.is_dir():
             return 0
+        _remove_leftovers(self.dir / "queue")
         for path in sorted(self.dir.rglob("*.cow")):
+            if path.name.startswith("."):
+                continue
             try:
                 program = read_program(path)
             except ParseError as exc:
@@ -78,7 +115,7 @@ class Corpus:
         h = content_hash(text)
         if h in self.hashes:
             return False
-        atomic_write(self.dir / f"{h}.cow", text)
+        atomic_write(self.dir / "queue" / f"{h}.cow", text, durable=False)
         self.hashes.add(h)
         self.entries.append(program)
         return True
@@ -91,8 +128,19 @@ class CrashStore:
         self.dir = Path(directory)
         self.known: dict[str, Path] = {}
 
+    def lock(self) -> None:
+        """One campaign per crash folder (an flock, released when the process dies)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.dir / LOCK_NAME, "a+")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.close()
+            raise Busy(f"{self.dir}: another campaign is using this crash folder") from None
+
     def load(self) -> int:
         if self.dir.is_dir():
+            _remove_leftovers(self.dir)
             for sig_file in sorted(self.dir.glob("*/signature.txt")):
                 try:
                     self.known[sig_file.read_text().strip()] = sig_file.parent

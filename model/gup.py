@@ -209,9 +209,13 @@ class GupOps:
         self.pte_unmap_unlock(ptep)
         return page
 
+    def gup_must_unshare(self, vma, flags: int, folio) -> bool:
+        """The module's gup_must_unshare, as a method so that a design can change it."""
+        return gup_must_unshare(vma, flags, folio)
+
     def follow_page_grab(self, vma, address, ptep, pte, folio, flags):
         """The part of follow_page_pte after the page is known, under the ptl."""
-        if not pte.write and gup_must_unshare(vma, flags, folio):
+        if not pte.write and self.gup_must_unshare(vma, flags, folio):
             return -EMLINK
         if (flags & FOLL_PIN) and folio.kind == ANON and not folio.anon_exclusive:
             raise KernelBug(f"follow_page_pte: FOLL_PIN of {folio.name} which is not "
@@ -346,7 +350,7 @@ class GupOps:
             return None
         # gup_fast_folio_allowed: anon and shmem folios are always allowed
         await sched.point("gup_fast_pte_range:gup_must_unshare")         # B5
-        if not pte.write and gup_must_unshare(None, flags, folio):
+        if not pte.write and self.gup_must_unshare(None, flags, folio):
             self.gup_put_folio(folio, flags)
             return None
         return folio

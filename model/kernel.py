@@ -27,7 +27,7 @@ from model.memory import FaultOps
 from model.mm import File, MmStruct, Process, SwapSlot, Thread
 from model.mmap import MmapOps
 from model.mprotect import MprotectOps
-from model.page import ANON, FILE, ZERO, Folio, PageOps
+from model.page import FILE, ZERO, Folio, PageOps
 from model.pgtable import Pmd, PteTable, pmd_index, pte_index
 from model.proc import ProcOps
 from model.rmap import RmapOps

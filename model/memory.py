@@ -13,7 +13,7 @@ PTEs are populated, not the COW rules).
 from __future__ import annotations
 
 from model.errors import KernelBug
-from model.flags import (FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_KILLABLE, FAULT_FLAG_ORIG_PTE_VALID,
+from model.flags import (FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_ORIG_PTE_VALID,
                          FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_TRIED, FAULT_FLAG_UNSHARE,
                          FAULT_FLAG_VMA_LOCK, FAULT_FLAG_WRITE, VM_FAULT_LOCKED, VM_FAULT_MAJOR,
                          VM_FAULT_NOPAGE, VM_FAULT_OOM, VM_FAULT_RETRY, VM_FAULT_SIGBUS,
@@ -165,7 +165,6 @@ class FaultOps:
         vma = vmf.vma
         mm = vma.vm_mm
         addr = vmf.address
-        sched = self.sched
         if vma.vm_flags & VM_SHARED:
             return VM_FAULT_SIGBUS
         if await self.pte_alloc(mm, addr, "do_anonymous_page"):
@@ -480,7 +479,6 @@ class FaultOps:
         """mm/memory.c:do_swap_page (v7.0), a swap device without SWP_SYNCHRONOUS_IO."""
         vma = vmf.vma
         mm = vma.vm_mm
-        sched = self.sched
         entry = vmf.orig_pte.swp
         ret = 0
         if entry not in self.swap_slots:

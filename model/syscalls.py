@@ -13,12 +13,11 @@ the process's pins and pipe), and fork's process side.
 from __future__ import annotations
 
 from model.errors import UseAfterFree
-from model.flags import (EBUSY, EEXIST, EFAULT, EINVAL, ENOMEM, EPERM, ESRCH, FOLL_LONGTERM, FOLL_PIN,
+from model.flags import (EBUSY, EEXIST, EINVAL, ENOMEM, EPERM, ESRCH, FOLL_LONGTERM, FOLL_PIN,
                          FOLL_WRITE)
 from model.gup import Pin
 from model.locks import UserEvent
 from model.page import ANON
-from model.splice import PipeBuf
 
 
 class Syscalls:

@@ -21,3 +21,16 @@ class GupFastNoSeqcount(Kernel):
         if folio is not None and gup_flags & (1 << 19):          # FOLL_PIN
             self.sanity_check_pinned_pages([folio])
         return folio
+
+
+class RoPinNoUnshare(Kernel):
+    """A sequential planted bug: a R/O pin of a shared anon page does not unshare it
+    first (as before 6.0's FAULT_FLAG_UNSHARE), so pinning after fork trips the
+    FOLL_PIN sanity check. No preemption needed."""
+
+    name = "planted-ro-pin-no-unshare"
+    description = "test-only: R/O pins never unshare"
+    expected_oracle = "VM_BUG_ON"
+
+    def gup_must_unshare(self, vma, flags, folio):
+        return False

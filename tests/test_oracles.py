@@ -8,7 +8,6 @@ from fuzz.program import Mapping
 from model.errors import VM_BUG_ON
 from model.kernel import Kernel
 from model.locks import SpinLock
-from model.pgtable import pte_mkwrite
 from tests.helpers import anon, op, prog, run
 
 

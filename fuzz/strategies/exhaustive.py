@@ -7,14 +7,24 @@ widths its run recorded, so every schedule is run exactly once (iterative
 context bounding, Musuvathi & Qadeer, PLDI'07). When nothing fails, the
 result is a proof for that bound: no violation in N schedules with at
 most P preemptions.
+
+As a campaign strategy it enumerates programs too, smallest first: every
+program of 2, then 3, then 4 operations over a small vocabulary (two
+threads and a forked child, on an anon page and a file page), each under
+every schedule up to 1 and then 2 preemptions; small corpus programs (the
+user's seeds) come first. Explorations resume across slices.
 """
 
 from __future__ import annotations
 
+import itertools
+import random
 import time
 from dataclasses import dataclass, field
 
 from fuzz.executor import execute
+from fuzz.program import Mapping, Op, Program, ThreadSpec
+from fuzz.textcodec import format_program
 
 
 class PrefixChooser:
@@ -49,50 +59,145 @@ class ExploreResult:
                 f"{self.bound} preemptions ({', '.join(map(str, self.per_level))} per level)")
 
 
-def explore(program, variant_cls, bound: int = 2, *, run=None, max_schedules: int | None = None,
-            seconds: float | None = None, stop_at_failure: bool = True) -> ExploreResult:
-    """Run ``program`` under every schedule with at most ``bound`` preemptions."""
-    run = run or (lambda prog, chooser: execute(prog, variant_cls, chooser))
-    deadline = None if seconds is None else time.monotonic() + seconds
-    result = ExploreResult(0, bound, True)
+def exploration(program, bound: int, run):
+    """Yield (level, outcome) for every schedule of ``program`` with at most ``bound``
+    preemptions, level by level; ``run(program, chooser)`` executes one. A generator,
+    so a campaign can pause an exploration at a slice's end and resume it."""
     level = [()]
     for k in range(bound + 1):
         nxt = []
-        count = 0
         for prefix in level:
-            if (max_schedules is not None and result.schedules >= max_schedules) or \
-                    (deadline is not None and time.monotonic() > deadline):
-                result.complete = False
-                result.per_level.append(count)
-                return result
             chooser = PrefixChooser(prefix)
             outcome = run(program, chooser)
-            result.schedules += 1
-            count += 1
-            if outcome.failed and result.failure is None:
-                result.failure = outcome
-                result.failing_schedule = tuple(c for c, _ in chooser.decisions)
-                if stop_at_failure:
-                    result.per_level.append(count)
-                    return result
+            yield k, outcome
             if k < bound:
                 last = max((i for i, c in enumerate(prefix) if c), default=-1)
                 for i in range(last + 1, len(chooser.decisions)):
                     width = chooser.decisions[i][1]
                     for c in range(1, width):
                         nxt.append(tuple(prefix) + (0,) * (i - len(prefix)) + (c,))
-        result.per_level.append(count)
         level = nxt
         if not level:
             break
+
+
+def explore(program, variant_cls, bound: int = 2, *, run=None, max_schedules: int | None = None,
+            seconds: float | None = None, stop_at_failure: bool = True,
+            stop=None) -> ExploreResult:
+    """Run ``program`` under every schedule with at most ``bound`` preemptions.
+
+    Stops early after ``max_schedules``, ``seconds``, or when ``stop()`` says so.
+    """
+    run = run or (lambda prog, chooser: execute(prog, variant_cls, chooser))
+    deadline = None if seconds is None else time.monotonic() + seconds
+    result = ExploreResult(0, bound, True)
+    schedules = exploration(program, bound, run)
+    while True:
+        if (max_schedules is not None and result.schedules >= max_schedules) or \
+                (deadline is not None and time.monotonic() > deadline) or \
+                (stop is not None and stop()):
+            result.complete = False
+            break
+        try:
+            k, outcome = next(schedules)
+        except StopIteration:
+            break
+        result.schedules += 1
+        while len(result.per_level) <= k:
+            result.per_level.append(0)
+        result.per_level[k] += 1
+        if outcome.failed and result.failure is None:
+            result.failure = outcome
+            result.failing_schedule = outcome.schedule
+            if stop_at_failure:
+                break
     return result
 
 
+# -- the campaign strategy: programs by size, each under every schedule up to a bound -------
+
+#: the address space of enumerated programs: an anon page written before the threads
+#: start, and a private file page read in
+SMALL_MAPPINGS = (Mapping(0, 1, "anon", "rw", 0, "write"), Mapping(4, 1, "file", "rw", 0, "read"))
+
+
+def _vocabulary() -> tuple[Op, ...]:
+    """Every operation on those pages, with the arguments that matter for COW."""
+    ops = [Op("read", (0,)), Op("write", (0,)), Op("read", (4,)), Op("write", (4,)),
+           Op("fork", (1,))]
+    ops += [Op("pin", (0, va, access, path, life)) for va in (0, 4) for access in ("ro", "rw")
+            for path in ("fast", "slow") for life in ("longterm", "short")]
+    ops += [Op("unpin", (0,)), Op("devread", (0,)), Op("devwrite", (0,)),
+            Op("mprotect", (0, 1, "r")), Op("mprotect", (0, 1, "rw")), Op("dontneed", (0, 1)),
+            Op("pageout", (0, 1)), Op("reclaim", (0,)), Op("munmap", (0, 1)),
+            Op("vmsplice", (0,)), Op("piperead", ()), Op("clear_refs", ()),
+            Op("procmem", (0, 0)), Op("procmem", (1, 0)), Op("exit", ())]
+    return tuple(ops)
+
+
+VOCABULARY = _vocabulary()
+#: (operations in total, preemption bound), cheapest first
+STAGES = ((2, 1), (2, 2), (3, 1), (3, 2), (4, 1), (4, 2))
+
+
+def small_programs(n: int, vocabulary):
+    """Every program of ``n`` operations over two threads of process 0 (one or more
+    each) and, when one of them forks, the child's thread (zero or more)."""
+    for c in range(n - 1):
+        for a in range(1, n - c):
+            b = n - c - a
+            for ops_a in itertools.product(vocabulary, repeat=a):
+                for ops_b in itertools.product(vocabulary, repeat=b):
+                    forks = any(o.name == "fork" for o in ops_a + ops_b)
+                    if c and not forks:
+                        continue
+                    for ops_c in itertools.product(vocabulary, repeat=c):
+                        threads = [ThreadSpec(0, ops_a), ThreadSpec(0, ops_b)]
+                        if c:
+                            threads.append(ThreadSpec(1, ops_c))
+                        yield Program(SMALL_MAPPINGS, tuple(threads))
+
+
+def campaign_programs(seed: int, worker: int, workers: int):
+    """(program, bound) in stage order; the vocabulary order is a permutation fixed by
+    the campaign seed, and worker w of W takes every W-th program."""
+    vocabulary = list(VOCABULARY)
+    random.Random(f"cowfuzz-exhaustive:{seed}").shuffle(vocabulary)
+    index = 0
+    for n, bound in STAGES:
+        for program in small_programs(n, vocabulary):
+            if index % workers == worker:
+                yield program, bound
+            index += 1
+
+
+def _next_exploration(session, options):
+    """The next (program, bound) this worker explores: small corpus programs it has not
+    explored yet first (the user's seeds), then the enumeration."""
+    corpus = session.corpus
+    while session.explore_cursor < len(corpus):
+        program = corpus[session.explore_cursor].with_schedule(())
+        session.explore_cursor += 1
+        text = format_program(program)
+        if program.op_count() <= 6 and text not in session.explored:
+            session.explored.add(text)
+            return program, options.get("bound", 2)
+    return next(session.enumeration, (None, 0))
+
+
 def run_slice(session, rng, options) -> None:
-    """Campaign strategy: small random programs, each explored up to the bound."""
-    from fuzz.generate import random_program
-    bound = options.get("bound", 2)
+    """Campaign strategy: explorations resume across slices, so none is cut short."""
+    if not hasattr(session, "enumeration"):
+        session.enumeration = campaign_programs(options.get("seed", 0), options.get("worker", 0),
+                                                options.get("workers", 1))
+        session.explore_cursor = 0
+        session.explored = set()
+        session.exploring = None
     while not session.done():
-        program = random_program(rng, max_threads=2, max_ops=4, schedule_len=0)
-        explore(program, session.variant_cls, bound, run=session.execute,
-                max_schedules=options.get("max_schedules", 2000), stop_at_failure=False)
+        if session.exploring is None:
+            program, bound = _next_exploration(session, options)
+            if program is None:
+                return                       # every stage explored
+            session.exploring = exploration(program, bound, session.execute)
+        if next(session.exploring, None) is None:
+            session.exploring = None

@@ -1,0 +1,196 @@
+"""Campaigns end to end, as `cowfuzz fuzz` runs them: saved before reported, resumable
+after SIGKILL, robust to corrupt corpus files and to a worker dying."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fuzz.executor import execute
+from fuzz.signature import signature
+from fuzz.textcodec import parse_program
+from fuzz.token import parse_token
+from model.variants import get_variant
+
+ROOT = Path(__file__).resolve().parents[1]
+PLANTED = f"{Path(__file__).with_name('planted.py')}:GupFastNoSeqcount"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+CRASH_FILES = {"signature.txt", "input.cow", "trace.txt", "token.txt"}
+
+
+def fuzz_cmd(tmp_path, *args):
+    return [sys.executable, "-m", "fuzz.cli", "fuzz", "--corpus", str(tmp_path / "corpus"),
+            "--crashes", str(tmp_path / "crashes"), *map(str, args)]
+
+
+def start(tmp_path, *args):
+    return subprocess.Popen(fuzz_cmd(tmp_path, *args), cwd=tmp_path, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def run(tmp_path, *args, timeout=180):
+    return subprocess.run(fuzz_cmd(tmp_path, *args), cwd=tmp_path, env=ENV, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def assert_complete_crash_folder(folder: Path, variant: str) -> None:
+    """Every file there is whole: it parses, and the input still shows the signature."""
+    names = {p.name for p in folder.iterdir()}
+    assert CRASH_FILES <= names, names
+    assert not [n for n in names if n.startswith(".")]
+    sig = (folder / "signature.txt").read_text().strip()
+    program = parse_program((folder / "input.cow").read_text(), str(folder / "input.cow"))
+    assert signature(execute(program, get_variant(variant)), variant) == sig
+    token = (folder / "token.txt").read_text().strip()
+    assert parse_token(token)[0] == program
+    # trace.txt traces the input, then (once minimized) repro.cow; its first line is the token
+    trace = (folder / "trace.txt").read_text()
+    assert "verdict: VM_BUG_ON" in trace
+    traced = parse_token(trace.splitlines()[0])[0]
+    if "repro.cow" in names:
+        repro = parse_program((folder / "repro.cow").read_text(), str(folder / "repro.cow"))
+        assert signature(execute(repro, get_variant(variant)), variant) == sig
+        assert traced == repro
+    else:
+        assert traced == program
+
+
+def test_crash_is_saved_before_it_is_reported_then_minimized(tmp_path):
+    proc = start(tmp_path, "--variant", PLANTED, "--strategy", "random", "--seed", 1,
+                 "--time", 90, "--stop-on-crash", "--slice", 2, "--minimize-time", 30)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if " CRASH " in line:
+            # the moment the crash is reported, its folder is complete on disk
+            folder = Path(line.rsplit("-> ", 1)[1].split()[0])
+            assert_complete_crash_folder(tmp_path / folder if not folder.is_absolute()
+                                         else folder, PLANTED)
+    proc.wait(timeout=120)
+    err = proc.stderr.read()
+    assert proc.returncode == 1, err
+    out = "".join(lines)
+    token_line = next(i for i, s in enumerate(lines) if s.startswith("cowfuzz1:"))
+    crash_line = next(i for i, s in enumerate(lines) if " CRASH " in s)
+    assert token_line < crash_line                     # the replay token comes first
+    assert "cowfuzz: minimized VM_BUG_ON:" in out
+    assert lines[-1].startswith("cowfuzz: DONE ") and "violations 1 (1 new)" in lines[-1]
+    folders = list((tmp_path / "crashes").iterdir())
+    folders = [f for f in folders if f.is_dir()]
+    assert len(folders) == 1
+    assert_complete_crash_folder(folders[0], PLANTED)
+    repro = parse_program((folders[0] / "repro.cow").read_text())
+    assert repro.op_count() <= 3 and repro.preemptions() <= 2
+    assert repro.expect[0][1] == "VM_BUG_ON"
+
+
+def _group_gone(pgid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_sigkill_loses_nothing_and_the_campaign_resumes(tmp_path):
+    proc = start(tmp_path, "--variant", PLANTED, "--strategy", "random", "--seed", 2,
+                 "--time", 120, "--slice", 1, "--minimize-time", 60)
+    for line in proc.stdout:
+        if " CRASH " in line:
+            break
+    time.sleep(1.5)                     # corpus entries and the minimization are under way
+    os.kill(proc.pid, signal.SIGKILL)   # the coordinator only: its workers must notice
+    proc.wait(timeout=10)
+    assert _group_gone(proc.pid, 30), "workers outlived their coordinator"
+    crashes = [f for f in (tmp_path / "crashes").iterdir() if f.is_dir()]
+    assert len(crashes) == 1 and not crashes[0].name.startswith(".")
+    assert_complete_crash_folder(crashes[0], PLANTED)
+    queue = list((tmp_path / "corpus" / "queue").glob("*.cow"))
+    assert queue
+    for path in queue:                  # every corpus entry is whole
+        parse_program(path.read_text(), str(path))
+
+    again = run(tmp_path, "--variant", PLANTED, "--strategy", "random", "--seed", 3,
+                "--time", 6, "--slice", 2, "--minimize-time", 60)
+    assert again.returncode in (0, 1), again.stderr
+    first = again.stderr.splitlines()[0]
+    assert f"({len(queue)} entries)" in first and "(1 known)" in first
+    assert again.stdout.splitlines()[-1].startswith("cowfuzz: DONE ")
+    assert_complete_crash_folder(crashes[0], PLANTED)
+    assert (crashes[0] / "repro.cow").exists()         # the resumed run finished minimizing
+
+
+def test_corrupt_corpus_files_are_skipped_with_one_line_each(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.cow").write_text("cowfuzz 1\nmap 0 1 anon rw populate=write\n"
+                                     "thread 0\n  fork 1\n  write 0\n")
+    (corpus / "bad.cow").write_text("cowfuzz 1\nthread 0\n  bogus 1\n")
+    (corpus / "binary.cow").write_bytes(b"\x00\xff\xfe garbage")
+    proc = run(tmp_path, "--strategy", "random", "--runs", 300, "--seed", 1)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [s for s in proc.stderr.splitlines() if "skipping" in s]
+    assert len(warnings) == 2
+    assert warnings[0].startswith(f"cowfuzz: warning: skipping corrupt corpus file "
+                                  f"{corpus / 'bad.cow'}:3: unknown operation 'bogus'")
+    assert warnings[1] == (f"cowfuzz: warning: skipping corrupt corpus file "
+                           f"{corpus / 'binary.cow'}:1: not a text file")
+    assert "(1 entries)" in next(s for s in proc.stderr.splitlines() if "fuzzing" in s)
+    assert proc.stdout.splitlines()[-1].startswith("cowfuzz: DONE ")
+
+
+def _worker_pids(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    out = []
+    for child in map(int, children):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"multiprocessing" in cmdline and b"resource_tracker" not in cmdline:
+            out.append(child)
+    return out
+
+
+def test_a_dead_worker_is_restarted_and_the_campaign_goes_on(tmp_path):
+    proc = start(tmp_path, "--strategy", "random", "--jobs", 2, "--time", 12, "--seed", 1,
+                 "--slice", 2)
+    time.sleep(5)
+    workers = _worker_pids(proc.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "died (exit status -9); its slice is lost, restarting it" in err
+    assert out.splitlines()[-1].startswith("cowfuzz: DONE ")
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--strategy", "nope"), "unknown strategy 'nope'"),
+    (("--variant", "nope"), "unknown variant 'nope'"),
+    (("--time", "-1"), "--time must be positive"),
+    (("--jobs", "0"), "--jobs must be positive"),
+])
+def test_bad_usage_is_one_line_and_exit_2(tmp_path, args, message):
+    proc = run(tmp_path, *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_one_campaign_per_crash_folder(tmp_path):
+    first = start(tmp_path, "--strategy", "random", "--time", 8)
+    time.sleep(3)
+    second = run(tmp_path, "--strategy", "random", "--time", 2)
+    first.communicate(timeout=60)
+    assert second.returncode == 2
+    assert "another campaign is using this crash folder" in second.stderr
