@@ -31,7 +31,7 @@ from fuzz.progress import Reporter
 from fuzz.session import Heartbeat, SliceRequest, SliceResult
 from fuzz.signature import signature
 from fuzz.store import Corpus, CrashStore
-from fuzz.textcodec import ParseError, format_program, parse_program
+from fuzz.textcodec import format_program, parse_program
 from fuzz.token import make_token
 from fuzz.worker import worker_main
 from model.variants import get_variant
@@ -122,7 +122,7 @@ class Campaign:
         cfg = self.config
         self.crashes.lock()
         loaded = self.corpus.load()
-        self.entry_log = [(-1, format_program(p)) for p in self.corpus.entries]
+        self.entry_log = [(-1, text) for text in self.corpus.entries]
         self.stats.corpus = len(self.entry_log)
         known = self.crashes.load()
         self.reporter.start(cfg, loaded, known)
@@ -266,14 +266,13 @@ class Campaign:
                 continue                      # another worker got there first
             self.features.update(new)
             self.feature_log.extend(new)
-            try:
-                program = parse_program(entry.text, "<worker>")
-            except ParseError:
-                continue
-            if self.corpus.add(program):
+            if self.corpus.add(entry.text):
                 self.entry_log.append((result.slot, entry.text))
                 st.last_new = st.elapsed
-                self.reporter.new_entry(st, program)
+                self.reporter.new_entry(st, entry.text)
+        new = [f for f in result.new_features if f not in self.features]
+        self.features.update(new)
+        self.feature_log.extend(new)
         st.features = len(self.features)
         st.corpus = len(self.entry_log)
         for found in result.found:

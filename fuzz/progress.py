@@ -61,7 +61,7 @@ class Reporter:
         if not self.quiet:
             self._line(f"cowfuzz: {text}")
 
-    def new_entry(self, stats, program) -> None:
+    def new_entry(self, stats, text: str) -> None:
         pass
 
     def pulse(self, stats) -> None:

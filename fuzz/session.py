@@ -19,7 +19,7 @@ from fuzz.signature import signature
 from fuzz.textcodec import ParseError, format_program, parse_program
 
 #: share of a slice spent tracing new corpus entries for line coverage
-LINECOV_BUDGET = 0.15
+LINECOV_BUDGET = 0.05
 #: seconds between heartbeats
 HEARTBEAT_SECONDS = 1.0
 
@@ -72,6 +72,7 @@ class SliceResult:
     new_entries: list[NewEntry] = field(default_factory=list)
     found: list[Found] = field(default_factory=list)
     new_lines: list[str] = field(default_factory=list)
+    new_features: list[int] = field(default_factory=list)   # every feature new to this worker
     errors: list[str] = field(default_factory=list)
     edges: int = 0                   # libFuzzer's own coverage counter (coverage strategy)
 
@@ -101,17 +102,19 @@ class Session:
         self.max_runs = runs
         self.runs = 0
         self.new_entries: list[NewEntry] = []
+        self.new_features: list[int] = []
         self.found: list[Found] = []
         self.errors: list[str] = []
         self.edges = 0
         self._next_beat = self.start + HEARTBEAT_SECONDS
 
-    def sync(self, corpus_texts, features, signatures) -> None:
+    def sync(self, corpus_texts, features, signatures, *, replay: bool = True) -> None:
         """Take in what the campaign found elsewhere.
 
-        Each entry runs once (not counted as an execution) so that its features
-        are known here and a violation it still shows is reported (a resumed
-        campaign re-checks its corpus this way).
+        With ``replay`` each entry runs once (not counted as an execution) so
+        that its features are known here and a violation it still shows is
+        reported (a resumed campaign re-checks its corpus this way); a strategy
+        that replays entries itself (libFuzzer does) goes without.
         """
         self.features.update(features)
         self.signatures.update(signatures)
@@ -121,6 +124,8 @@ class Session:
             except ParseError:
                 continue
             self.corpus.append(program)
+            if not replay:
+                continue
             outcome = execute(program, self.variant_cls, features=True)
             self.features |= outcome.features
             if outcome.failed:
@@ -153,26 +158,37 @@ class Session:
         self.cleanups.clear()
 
     # -- executions --------------------------------------------------------------
-    def execute(self, program, chooser=None, *, keep: bool = False, count: bool = True):
-        """Run ``program``; keep it in the corpus if it reached a new feature (or ``keep``).
-
-        ``count=False``: a re-execution of something already counted elsewhere.
-        """
+    def execute(self, program, chooser=None):
+        """Run ``program``; keep it in the corpus if it reached a new feature."""
         outcome = execute(program, self.variant_cls, chooser, features=True)
-        self.runs += count
+        self.runs += 1
         self.decisions_avg += (outcome.decisions - self.decisions_avg) * 0.05
         new = outcome.features - self.features
-        if new or keep:
+        if new:
             self.features |= new
+            self.new_features.extend(new)
             kept = program.with_schedule(outcome.schedule)
             self.corpus.append(kept)
             self.linecov.add(kept)
-            self.new_entries.append(NewEntry(format_program(kept), sorted(new),
-                                             "coverage" if keep else "features"))
+            self.new_entries.append(NewEntry(format_program(kept), sorted(new)))
         if outcome.failed:
             self.record(outcome.oracle or outcome.verdict, signature(outcome, self.variant_name),
                         program.with_schedule(outcome.schedule))
         return outcome
+
+    def keep(self, program) -> None:
+        """Keep a program that another engine judged new (libFuzzer's units), unrun; its
+        features are learnt when it is traced for line coverage."""
+        self.corpus.append(program)
+        self.linecov.add(program)
+        self.new_entries.append(NewEntry(format_program(program), [], "coverage"))
+
+    def _traced_run(self, program) -> None:
+        outcome = execute(program, self.variant_cls, features=True)
+        new = outcome.features - self.features
+        if new:
+            self.features |= new
+            self.new_features.extend(new)
 
     def record(self, oracle: str, sig: str, program, *, run: int | None = None,
                at: float | None = None) -> None:
@@ -187,7 +203,7 @@ class Session:
 
     def result(self, slot: int) -> SliceResult:
         spent = time.monotonic() - self.start
-        self.linecov.measure(lambda p: execute(p, self.variant_cls), spent * LINECOV_BUDGET)
+        self.linecov.measure(self._traced_run, spent * LINECOV_BUDGET)
         return SliceResult(slot, self.slice_no, self.runs, time.monotonic() - self.start,
-                           self.new_entries, self.found, self.linecov.new_lines(), self.errors,
-                           self.edges)
+                           self.new_entries, self.found, self.linecov.new_lines(),
+                           sorted(self.new_features), self.errors, self.edges)

@@ -84,7 +84,7 @@ class Corpus:
     def __init__(self, directory, warn=None):
         self.dir = Path(directory)
         self.warn = warn or (lambda msg: print(msg, file=sys.stderr))
-        self.entries: list = []          # Programs, in the order they joined
+        self.entries: list[str] = []     # canonical .cow texts, in the order they joined
         self.hashes: set[str] = set()
 
     def load(self) -> int:
@@ -103,21 +103,22 @@ class Corpus:
             except OSError as exc:
                 self.warn(f"warning: skipping unreadable corpus file {path}: {exc.strerror}")
                 continue
-            h = content_hash(format_program(program))
+            text = format_program(program)
+            h = content_hash(text)
             if h not in self.hashes:
                 self.hashes.add(h)
-                self.entries.append(program)
+                self.entries.append(text)
         return len(self.entries)
 
-    def add(self, program) -> bool:
-        """Store a new program; False if an identical one is already there."""
-        text = format_program(program)
+    def add(self, text: str) -> bool:
+        """Store a program given as canonical .cow text (workers send it so); False if an
+        identical one is already there."""
         h = content_hash(text)
         if h in self.hashes:
             return False
         atomic_write(self.dir / "queue" / f"{h}.cow", text, durable=False)
         self.hashes.add(h)
-        self.entries.append(program)
+        self.entries.append(text)
         return True
 
 

@@ -47,10 +47,11 @@ def _serve(slot: int, session, conn) -> None:
         if req is None:
             return
         session.begin_slice(req.slice_no, req.seconds, req.runs)
-        session.sync(req.corpus_delta, req.feature_delta, req.known_signatures)
+        strategy = STRATEGIES[req.strategy]
+        session.sync(req.corpus_delta, req.feature_delta, req.known_signatures,
+                     replay=not strategy.replays_corpus)
         try:
-            STRATEGIES[req.strategy].run_slice(
-                session, slice_rng(req.seed, slot, req.slice_no), req.options)
+            strategy.run_slice(session, slice_rng(req.seed, slot, req.slice_no), req.options)
         except Exception:
             session.errors.append(traceback.format_exc())
         conn.send(session.result(slot))

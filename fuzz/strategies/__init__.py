@@ -19,6 +19,7 @@ class Strategy:
     name: str
     module: str
     description: str
+    replays_corpus: bool = False      # runs the entries it receives itself (no sync replay)
 
     def run_slice(self, session, rng, options) -> None:
         importlib.import_module(f"fuzz.strategies.{self.module}").run_slice(session, rng, options)
@@ -27,7 +28,7 @@ class Strategy:
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
     Strategy("coverage", "coverage_guided",
              "libFuzzer (atheris) on the byte form: line coverage of model/ plus interleaving "
-             "features, structure-aware mutation and crossover"),
+             "features, structure-aware mutation and crossover", replays_corpus=True),
     Strategy("random", "random_walk", "random programs, random walk over schedules"),
     Strategy("pct", "pct", "random programs under PCT priority scheduling (depth 3)"),
     Strategy("exhaustive", "exhaustive",

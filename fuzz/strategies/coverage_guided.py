@@ -104,7 +104,7 @@ class LibFuzzer:
                 data = (self.dir / name).read_bytes()
             except OSError:
                 continue
-            session.execute(decode(data), keep=True, count=False)
+            session.keep(decode(data))
         self.synced = len(session.corpus)
 
     # -- the process -------------------------------------------------------------------
