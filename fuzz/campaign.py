@@ -173,7 +173,7 @@ class Campaign:
         slot.slice_no += 1
         slot.requested_runs = slice_runs or 0
         request = SliceRequest(slot.index, slot.slice_no, cfg.strategy, cfg.variant, cfg.seed,
-                               slice_seconds, slice_runs, delta, features, [],
+                               slice_seconds, slice_runs, delta, features,
                                {**cfg.options, "seed": cfg.seed, "worker": slot.index,
                                 "workers": len(self.slots)})
         try:

@@ -35,7 +35,6 @@ class SliceRequest:
     runs: int | None
     corpus_delta: list[str]          # .cow texts of entries the worker has not seen
     feature_delta: list[int]         # features the campaign has that the worker has not seen
-    known_signatures: list[str]
     options: dict = field(default_factory=dict)
 
 
@@ -108,7 +107,7 @@ class Session:
         self.edges = 0
         self._next_beat = self.start + HEARTBEAT_SECONDS
 
-    def sync(self, corpus_texts, features, signatures, *, replay: bool = True) -> None:
+    def sync(self, corpus_texts, features, *, replay: bool = True) -> None:
         """Take in what the campaign found elsewhere.
 
         With ``replay`` each entry runs once (not counted as an execution) so
@@ -117,7 +116,6 @@ class Session:
         that replays entries itself (libFuzzer does) goes without.
         """
         self.features.update(features)
-        self.signatures.update(signatures)
         for text in corpus_texts:
             try:
                 program = parse_program(text, "<corpus>")

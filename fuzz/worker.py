@@ -48,8 +48,7 @@ def _serve(slot: int, session, conn) -> None:
             return
         session.begin_slice(req.slice_no, req.seconds, req.runs)
         strategy = STRATEGIES[req.strategy]
-        session.sync(req.corpus_delta, req.feature_delta, req.known_signatures,
-                     replay=not strategy.replays_corpus)
+        session.sync(req.corpus_delta, req.feature_delta, replay=not strategy.replays_corpus)
         try:
             strategy.run_slice(session, slice_rng(req.seed, slot, req.slice_no), req.options)
         except Exception:

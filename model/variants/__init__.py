@@ -2,8 +2,9 @@
 
 A variant is a class that subclasses ``model.kernel.Kernel`` (upstream) and
 overrides the kernel paths its design changes. Built-in variants register
-here by name; a user's variant is named ``path/to/file.py:Class`` or
-``package.module:Class``.
+here by name with ``@register`` (model/variants/cowpte*.py: the COW PTE
+designs; model/variants/historical.py: kernels with a known bug); a user's
+variant is named ``path/to/file.py:Class`` or ``package.module:Class``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import zlib
 from pathlib import Path
 
 from model.kernel import Kernel
@@ -20,6 +22,14 @@ VARIANTS: dict[str, type] = {"upstream": Kernel}
 
 class VariantError(ValueError):
     """A variant name that does not resolve to a Kernel subclass."""
+
+
+def register(cls: type) -> type:
+    """Class decorator: make a built-in variant known by its ``name``."""
+    if cls.name in VARIANTS:
+        raise ValueError(f"variant {cls.name!r} registered twice")
+    VARIANTS[cls.name] = cls
+    return cls
 
 
 def load_variant(spec: str) -> type:
@@ -33,7 +43,8 @@ def load_variant(spec: str) -> type:
             path = Path(where)
             if not path.is_file():
                 raise VariantError(f"variant file {where} does not exist")
-            modname = f"cowfuzz_user_variant_{abs(hash(str(path.resolve()))) % 10**8}"
+            key = zlib.crc32(str(path.resolve()).encode())
+            modname = f"cowfuzz_user_variant_{key:08x}"
             module = sys.modules.get(modname)
             if module is None:
                 spec_ = importlib.util.spec_from_file_location(modname, path)
@@ -58,3 +69,15 @@ def get_variant(name: str) -> type:
     if cls is not None:
         return cls
     return load_variant(name)
+
+
+def _load_builtins() -> None:
+    for module in ("cowpte", "historical"):
+        try:
+            importlib.import_module(f"model.variants.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"model.variants.{module}":
+                raise
+
+
+_load_builtins()
