@@ -108,8 +108,10 @@ class ForkOps:
         """mm/memory.c:copy_pmd_range (v7.0), one PMD: designs that share tables override."""
         return await self.copy_pte_range(dst_vma, src_vma, addr, end)
 
-    async def copy_pte_range(self, dst_vma, src_vma, addr: int, end: int) -> int:
-        """mm/memory.c:copy_pte_range (v7.0)."""
+    async def copy_pte_range(self, dst_vma, src_vma, addr: int, end: int, src_pmd=None) -> int:
+        """mm/memory.c:copy_pte_range (v7.0). ``src_pmd``: a pmd value to copy from instead
+        of the source mm's live pmd (the COW PTE designs copy a shared table they just
+        unhooked)."""
         from model.kernel import PtePointer
         sched = self.sched
         dst_mm = dst_vma.vm_mm
@@ -125,7 +127,10 @@ class ForkOps:
             if dst_ptep is None:
                 ret = -ENOMEM
                 break
-            src_ptep = self.pte_offset_map(src_mm, addr)
+            if src_pmd is not None:
+                src_ptep = PtePointer(src_pmd.table, pte_index(addr))
+            else:
+                src_ptep = self.pte_offset_map(src_mm, addr)
             if src_ptep is None:
                 self.pte_unmap_unlock(dst_ptep)
                 break

@@ -192,7 +192,8 @@ class GupOps:
         mm = vma.vm_mm
         if self.pmdp_get(mm, address) is None:
             return None                                   # no_page_table
-        ptep = await self.pte_offset_map_lock(mm, address, "follow_page_pte:pte_offset_map_lock")
+        ptep = await self.pte_offset_map_lock(mm, address, "follow_page_pte:pte_offset_map_lock",
+                                              readonly=True)
         if ptep is None:
             return None
         pte = self.ptep_get(ptep)
@@ -322,13 +323,18 @@ class GupOps:
         return await self.get_user_pages_locked(mm, start, gup_flags | FOLL_PIN, _Locked(1))
 
     # -- GUP-fast ----------------------------------------------------------------
-    async def gup_fast_pte_range(self, mm, addr: int, flags: int):
-        """mm/gup.c:gup_fast_pte_range (v7.0) for one PTE: the grabbed folio or None."""
-        sched = self.sched
-        await sched.point("gup_fast_pte_range:ptep_get_lockless")        # B1
+    async def gup_fast_pmd_range(self, mm, addr: int, flags: int):
+        """mm/gup.c:gup_fast_pmd_range (v7.0): read the pmd once, walk its table."""
+        await self.sched.point("gup_fast_pte_range:ptep_get_lockless")   # B1
         pmd = mm.pmd[pmd_index(addr)]
         if pmd is None:
             return None
+        return await self.gup_fast_pte_range(mm, addr, pmd, flags)
+
+    async def gup_fast_pte_range(self, mm, addr: int, pmd, flags: int):
+        """mm/gup.c:gup_fast_pte_range (v7.0) for one PTE of ``pmd``'s table: the grabbed
+        folio or None."""
+        sched = self.sched
         table = pmd.table
         if table.freed:
             self.bug(f"GUP-fast walks freed page table {table.name}", table=table.name, va=addr)
@@ -366,7 +372,7 @@ class GupOps:
                 return None
         # local_irq_save .. local_irq_restore: holds off the RCU grace period that
         # frees page tables (model/kernel.py:free_table_rcu)
-        folio = await self.gup_fast_pte_range(mm, addr, gup_flags)
+        folio = await self.gup_fast_pmd_range(mm, addr, gup_flags)
         if gup_flags & FOLL_PIN:
             await sched.point("gup_fast:read_seqcount_retry")
             if mm.write_protect_seq.read_seqcount_retry(seq):

@@ -34,6 +34,8 @@ class Invariants:
     mapcount_counts_sharers = True
     #: a change since the last quiescent point may have broken mapcount == mappings
     mappings_dirty = False
+    #: a change not yet checked for writable => exclusive
+    writable_dirty = False
 
     # -- hooks from the operations ---------------------------------------------
     def check_foll_write_target(self, mm, vma, addr: int, folio, what: str) -> None:
@@ -55,7 +57,7 @@ class Invariants:
         "pte": "WTM", "pmd": "WTM", "tlb": "T", "_refcount": "R", "mapcount": "WRM",
         "PageAnonExclusive": "W", "freed": "RM", "swapcache": "RM", "count": "M",
         "pin": "WR", "pipe": "WR", "tlb_flush_pending": "T", "tlb_flush_batched": "T",
-        "writer": "T", "owner": "W",
+        "writer": "T", "owner": "W", "refcount": "M",
     }
 
     def after_step(self, step) -> None:
@@ -76,6 +78,9 @@ class Invariants:
         if not checks:
             return
         if "W" in checks:
+            self.writable_dirty = True
+        if self.writable_dirty and not self.in_table_operation():
+            self.writable_dirty = False
             self.check_writable_exclusive()
         if "T" in checks or "W" in checks:
             self.check_tlbs()
@@ -83,9 +88,15 @@ class Invariants:
             self.check_refcounts(step)
         if "M" in checks:
             self.mappings_dirty = True
-        if self.mappings_dirty and not self.any_ptl_held():
+        if self.mappings_dirty and not self.in_table_operation() and not self.any_ptl_held():
             self.mappings_dirty = False
             self.check_mappings()
+
+    def in_table_operation(self) -> bool:
+        """A design's multi-step page-table operation is half done (COW PTE: fork installs
+        the child's pmd before accounting, a break clears the pmd before copying): the
+        writable and count checks wait for it to end. Upstream has none."""
+        return False
 
     def any_ptl_held(self) -> bool:
         for table in self.tables:
@@ -238,7 +249,11 @@ class Invariants:
                         swaps[pte.swp] = swaps.get(pte.swp, 0) + 1
         return maps, swaps
 
+    def check_tables(self) -> None:
+        """Designs that share PTE tables check their table invariants here (quiescent)."""
+
     def check_mappings(self) -> None:
+        self.check_tables()
         maps, swaps = self.count_mappings()
         for folio in self.folios:
             n = maps.get(folio.pfn, 0)

@@ -100,9 +100,10 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
         self.sched.log(folio, "alloc", None, kind)
         return folio
 
-    def pte_alloc_one(self, label: str) -> PteTable | None:
-        """mm/pgtable-generic.c:pte_alloc_one: a fresh, empty PTE table."""
-        if self.sched.should_fail(label):
+    def pte_alloc_one(self, label: str, nofail: bool = False) -> PteTable | None:
+        """mm/pgtable-generic.c:pte_alloc_one: a fresh, empty PTE table (``nofail``:
+        __GFP_NOFAIL, never injected)."""
+        if not nofail and self.sched.should_fail(label):
             return None
         table = PteTable(self.next_table)
         self.next_table += 1
@@ -148,26 +149,45 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
         self.sched.log(mm, f"pmd[{idx}]", mm.pmd[idx], pmd)
         mm.pmd[idx] = pmd
 
+    def pmd_bad(self, pmd) -> bool:
+        """arch/x86 pmd_bad: a table pmd whose flags are not _KERNPG_TABLE -- which includes
+        _PAGE_RW, so a write-protected table pmd is "bad" (designs that share tables by
+        write-protecting the pmd relax this)."""
+        return not pmd.write
+
+    def pmd_clear_bad(self, mm: MmStruct, addr: int) -> None:
+        """mm/pgtable-generic.c:pmd_clear_bad (v7.0): pmd_ERROR, then clear the pmd. The
+        table and everything it maps are lost to this mm: reported as a kernel bug."""
+        pmd = mm.pmd[pmd_index(addr)]
+        self.set_pmd(mm, addr, None)
+        raise KernelBug(f"pmd_clear_bad: bad pmd {pmd!r} in {mm.name} at va {addr} (cleared)",
+                        mm=mm.mid, va=addr, table=pmd.table.name)
+
     def pte_offset_map(self, mm: MmStruct, addr: int) -> PtePointer | None:
-        """pte_offset_map: the PTE slot, or None when no table is installed."""
+        """mm/pgtable-generic.c:__pte_offset_map (v7.0): the PTE slot, or None when no table
+        is installed; a bad pmd is cleared (pmd_clear_bad)."""
         pmd = mm.pmd[pmd_index(addr)]
         if pmd is None:
             return None
+        if self.pmd_bad(pmd):
+            self.pmd_clear_bad(mm, addr)
         if pmd.table.freed:
             raise UseAfterFree(f"{mm.name} walks freed page table {pmd.table.name}",
                                mm=mm.mid, va=addr, table=pmd.table.name)
         return PtePointer(pmd.table, pte_index(addr))
 
-    async def pte_offset_map_lock(self, mm: MmStruct, addr: int, label: str):
+    async def pte_offset_map_lock(self, mm: MmStruct, addr: int, label: str,
+                                  readonly: bool = False):
         """mm/pgtable-generic.c:__pte_offset_map_lock (v7.0): map the table and take its
-        ptl, re-checking that the pmd still points at it (None once no table is there)."""
+        ptl, re-checking that the pmd is unchanged (pmd_same); None once no table is
+        there. ``readonly``: the caller only reads the PTEs (GUP's follow_page_pte)."""
         while True:
+            pmdval = mm.pmd[pmd_index(addr)]
             ptep = self.pte_offset_map(mm, addr)
             if ptep is None:
                 return None
             await ptep.table.ptl.lock(self.sched, label)
-            pmd = mm.pmd[pmd_index(addr)]
-            if pmd is not None and pmd.table is ptep.table:
+            if mm.pmd[pmd_index(addr)] == pmdval:
                 return ptep
             ptep.table.ptl.unlock(self.sched)
 
@@ -224,6 +244,12 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
         mm.page_table_lock.unlock(self.sched)
         if table is not None:
             self.pte_free(table)
+
+    async def walk_pmd(self, walker: str, vma, addr: int) -> bool:
+        """A page-table walker that may modify PTEs ("mprotect", "clear_refs", "rmap") is
+        about to walk the table at ``addr``; False skips it. Upstream tables are private;
+        designs that share tables break COW here (or not)."""
+        return True
 
     def vm_normal_page(self, vma, addr: int, pte):
         """mm/memory.c:vm_normal_page (v7.0): None for the special zero-page PTE."""

@@ -82,7 +82,8 @@ class MprotectOps:
         addr = start
         while addr < end:
             nxt = min(end, pmd_addr_start(addr) + PTRS_PER_PTE)
-            if vma.vm_mm.pmd[pmd_index(addr)] is not None:
+            if vma.vm_mm.pmd[pmd_index(addr)] is not None and \
+                    await self.walk_pmd("mprotect", vma, addr):
                 await self.change_pte_range(tlb, vma, addr, nxt, try_writable)
             addr = nxt
 

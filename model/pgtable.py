@@ -177,7 +177,7 @@ class PteTable:
     at 1, the COW PTE designs count every PMD that points at the table.
     """
 
-    __slots__ = ("tid", "ptes", "ptl", "refcount", "freed", "owner")
+    __slots__ = ("tid", "ptes", "ptl", "refcount", "freed", "cow_pte_owner")
 
     def __init__(self, tid: int):
         self.tid = tid
@@ -185,7 +185,7 @@ class PteTable:
         self.ptl = SpinLock(f"ptl(t{tid})")
         self.refcount = 1
         self.freed = False
-        self.owner = None        # RFC v2 COW PTE: the owning pmd, or COW_PTE_OWNER_EXCLUSIVE
+        self.cow_pte_owner = None   # RFC v2 COW PTE: the owning pmd slot, or EXCLUSIVE
 
     @property
     def name(self) -> str:

@@ -76,7 +76,8 @@ class ProcOps:
             addr = vma.vm_start
             while addr < vma.vm_end:
                 nxt = min(vma.vm_end, pmd_addr_start(addr) + PTRS_PER_PTE)
-                if mm.pmd[pmd_index(addr)] is not None:
+                if mm.pmd[pmd_index(addr)] is not None and \
+                        await self.walk_pmd("clear_refs", vma, addr):
                     await self.clear_refs_pte_range(vma, addr, nxt)
                 addr = nxt
         await self.flush_tlb_mm(mm, "clear_refs_write:flush_tlb_mm")

@@ -48,6 +48,8 @@ class VmscanOps:
         """mm/rmap.c:try_to_unmap_one (v7.0), anon folio, one PTE. False aborts the walk."""
         mm = vma.vm_mm
         sched = self.sched
+        if not await self.walk_pmd("rmap", vma, addr):
+            return True
         ptep = await self.pte_offset_map_lock(mm, addr, "page_vma_mapped_walk:pte_offset_map_lock")
         if ptep is None:
             return True

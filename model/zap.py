@@ -28,11 +28,17 @@ class ZapOps:
             self.sched.log(mm, "tlb_flush_batched", True, False)
             mm.tlb_flush_batched = False
 
+    async def zap_pte_range_shared(self, tlb, vma, addr: int) -> bool:
+        """Whether this zap only de-accounts this mm's share of a table other mms still
+        map (the entries stay). Upstream tables are never shared."""
+        return False
+
     async def zap_pte_range(self, tlb, vma, addr: int, end: int, reclaim_pt: bool = False) -> None:
         """mm/memory.c:zap_pte_range + zap_present_folio_ptes + zap_nonpresent_ptes (v7.0)."""
         from model.kernel import PtePointer
         mm = tlb.mm
         sched = self.sched
+        shared = await self.zap_pte_range_shared(tlb, vma, addr)
         ptep = await self.pte_offset_map_lock(mm, addr, "zap_pte_range:pte_offset_map_lock")
         if ptep is None:
             return
@@ -48,7 +54,8 @@ class ZapOps:
                 continue
             if pte.present:
                 folio = self.vm_normal_page(vma, a, pte)
-                self.ptep_get_and_clear(mm, a, p)
+                if not shared:
+                    self.ptep_get_and_clear(mm, a, p)
                 self.tlb_remove_tlb_entry(tlb, a)
                 if folio is None:           # the shared zero page
                     continue
@@ -64,8 +71,9 @@ class ZapOps:
                 self.tlb_remove_page(tlb, folio)
             else:
                 self.swap_put_entries_direct(pte.swp)
-                self.ptep_get_and_clear(mm, a, p)
-        can_reclaim_pt = reclaim_pt and end - addr >= PTRS_PER_PTE and \
+                if not shared:
+                    self.ptep_get_and_clear(mm, a, p)
+        can_reclaim_pt = reclaim_pt and not shared and end - addr >= PTRS_PER_PTE and \
             all(p is None for p in table.ptes)
         if can_reclaim_pt:
             # zap_empty_pte_table: free the now-empty table under the pmd lock
@@ -94,9 +102,13 @@ class ZapOps:
             addr = s
             while addr < e:
                 nxt = min(e, pmd_addr_start(addr) + PTRS_PER_PTE)
-                if tlb.mm.pmd[pmd_index(addr)] is not None:
-                    await self.zap_pte_range(tlb, vma, addr, nxt, reclaim_pt)
+                await self.zap_pmd_range(tlb, vma, addr, nxt, reclaim_pt)
                 addr = nxt
+
+    async def zap_pmd_range(self, tlb, vma, addr: int, end: int, reclaim_pt: bool = False) -> None:
+        """mm/memory.c:zap_pmd_range (v7.0) for one pmd."""
+        if tlb.mm.pmd[pmd_index(addr)] is not None:
+            await self.zap_pte_range(tlb, vma, addr, end, reclaim_pt)
 
     async def free_pgtables(self, tlb, mm, start: int, end: int) -> None:
         """mm/memory.c:free_pgtables (v7.0): unlink the detached VMAs from the rmap, then
@@ -111,15 +123,15 @@ class ZapOps:
             lo, hi = idx * PTRS_PER_PTE, (idx + 1) * PTRS_PER_PTE
             if any(v.vm_start < hi and lo < v.vm_end for v in mm.vmas):
                 continue
-            pmd = mm.pmd[idx]
-            if pmd is None:
-                continue
-            self.set_pmd(mm, lo, None)                   # free_pte_range: pmd_clear
-            self.free_pte_table(tlb, pmd.table)
+            if mm.pmd[idx] is not None:
+                await self.free_pmd_range(tlb, mm, lo)
 
-    def free_pte_table(self, tlb, table) -> None:
-        """pte_free_tlb: the table goes back after the flush (designs may share tables)."""
-        self.tlb_remove_table(tlb, table)
+    async def free_pmd_range(self, tlb, mm, addr: int) -> None:
+        """mm/memory.c:free_pmd_range (v7.0) for one pmd: free_pte_range clears the pmd and
+        the table goes back after the flush (pte_free_tlb)."""
+        pmd = mm.pmd[pmd_index(addr)]
+        self.set_pmd(mm, addr, None)
+        self.tlb_remove_table(tlb, pmd.table)
 
     async def unmap_region(self, mm, vmas, start: int, end: int) -> None:
         """mm/vma.c:unmap_region / vms_clear_ptes (v7.0)."""

@@ -17,7 +17,7 @@ class GupFastNoSeqcount(Kernel):
     expected_oracle = "VM_BUG_ON"
 
     async def gup_fast(self, mm, addr, gup_flags):
-        folio = await self.gup_fast_pte_range(mm, addr, gup_flags)
+        folio = await self.gup_fast_pmd_range(mm, addr, gup_flags)
         if folio is not None and gup_flags & (1 << 19):          # FOLL_PIN
             self.sanity_check_pinned_pages([folio])
         return folio
