@@ -6,16 +6,21 @@ slot). The *conflicting pair* is the last step that changed one of them
 step of another task that changed one of them: the two accesses a kernel
 developer looks at first, as in a KCSAN report.
 
-The signature is oracle + variant + the two steps' labels: stable across
-the many inputs that reach the same interleaving, never raw bytes.
+The signature (see ``signature``) is what dedups findings: the oracle, the
+variant, where it fired and what it says, without this run's objects.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import re
+import traceback
 from dataclasses import dataclass
 
 from fuzz.trace import obj_name
+from model.errors import KernelBug
 
 
 @dataclass(frozen=True)
@@ -83,15 +88,59 @@ def find_conflict(trace, violation) -> Conflict | None:
     return Conflict(first or b, b, obj)
 
 
+#: model helpers that report on behalf of their caller: a violation raised in one is
+#: located at the first kernel path above it
+_HELPERS = frozenset({
+    "bug", "pmd_clear_bad", "pte_offset_map", "pte_offset_map_lock", "ptep_get", "set_pte_at",
+    "pte_changed", "set_pmd", "walk_pmd", "_live_pmd", "_pmd", "lock", "unlock", "wait",
+    "point", "vm_normal_page", "check_foll_write_target", "sanity_check_pinned_pages",
+})
+
+
+#: frames that are not kernel code: the fuzzer and Python's own library
+_NOT_KERNEL = (os.path.dirname(os.path.abspath(__file__)) + os.sep,
+               os.path.dirname(os.path.abspath(contextlib.__file__)) + os.sep)
+
+
+def raise_site(exc) -> str:
+    """The kernel function a violation was raised in (its innermost model frame that is
+    not a helper), like the function a kernel BUG report names."""
+    tb = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    for frame in reversed(tb):
+        path = os.path.abspath(frame.filename)
+        if path.startswith(_NOT_KERNEL) or frame.name in _HELPERS:
+            continue
+        return frame.name
+    return "-"
+
+
+def title(message: str) -> str:
+    """A violation's message without the objects and numbers of this run."""
+    t = message.split(": ", 1)[1] if ": " in message else message
+    t = re.sub(r"\[[^\]]*\]$", "", t).strip()
+    t = re.sub(r"\b(pfn|swp|mm|t)\d+(:[A-Z]+)?", r"\1N", t)
+    t = re.sub(r"\bP\d+(\.T\d+)?", "PN", t)
+    t = re.sub(r"\bv\d+\([^)]*\)", "vN", t)
+    return re.sub(r"\d+", "N", t)
+
+
 def signature(outcome, variant: str) -> str:
-    """oracle + variant + defining labels; e.g. 'writable-shared:upstream:a|b'."""
+    """oracle : variant : where : what -- stable across the inputs that reach the same
+    bug, never raw bytes. "where" is the function that raised a kernel assertion (as a
+    kernel BUG report names it), or for a state oracle the function of the step that
+    last changed the object it names (the second of the conflicting pair); "what" is the
+    message with this run's objects and numbers taken out."""
     if outcome.violation is None:
         kind = outcome.verdict
         last = outcome.error.strip().splitlines()[-1] if outcome.error else "-"
         return f"{kind}:{variant}:{last}"
-    c = find_conflict(outcome.trace, outcome.violation)
-    labels = f"{c.first.label}|{c.second.label}" if c else "-"
-    return f"{outcome.violation.oracle}:{variant}:{labels}"
+    v = outcome.violation
+    if isinstance(v, KernelBug):
+        where = raise_site(v)
+    else:
+        c = find_conflict(outcome.trace, v)
+        where = c.second.label.split(":")[0] if c else "-"
+    return f"{v.oracle}:{variant}:{where}:{title(str(v))}"
 
 
 def signature_slug(sig: str) -> str:

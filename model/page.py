@@ -144,6 +144,9 @@ class PageOps:
                              pfn=folio.pfn)
         if folio.swapcache:
             raise Accounting(f"{folio.name} freed while in the swap cache", pfn=folio.pfn)
+        # free_pages_prepare -> free_page_is_bad: PG_locked is in PAGE_FLAGS_CHECK_AT_FREE
+        VM_BUG_ON(folio.locked, f"Bad page state: {folio.name} freed while locked",
+                  pfn=folio.pfn)
         folio.freed = True
         self.sched.log(folio, "freed", False, True)
 

@@ -16,8 +16,8 @@ from model.kernel import Kernel
 from model.variants import get_variant
 
 PLANTED = f"{Path(__file__).with_name('planted.py')}:GupFastNoSeqcount"
-#: the planted bug's own oracle and defining labels
-PLANTED_SIG_SUFFIX = "copy_pte_range:ptep_get|gup_fast_pte_range:try_grab_folio_fast"
+#: where the planted bug fires and what it says
+PLANTED_SIG_SUFFIX = ":gup_fast:pinned anon page pfnN is not PageAnonExclusive"
 MINIMAL = """cowfuzz 1
 map 0 1 anon rw populate=write
 thread 0

@@ -11,17 +11,21 @@ is expected to make ``expected_oracle`` fire, and every other design (the
 upstream kernel above all) to stay clean on the same program.
 
 Research, with the pre-fix and post-fix kernel code: /work/notes/historical.md.
-Reproducers: corpus/<name>/*.cow. Not expressible in a base-page model
-without THP, hugetlb, KSM, migration, MADV_FREE, userfaultfd or weak memory
-ordering: Huge Dirty COW (CVE-2017-1000405), CVE-2020-29368, the FOLL_COW
-+ pte_dirty rule broken through UFFDIO_CONTINUE (CVE-2022-2590), the
-uffd-wp TLB race (6ce64428d620), the PageAnonExclusive barriers
-(088b8aa537c2) and MADV_FREE vs GUP.
+Reproducers: corpus/<name>/*.cow; cow.c results: /work/notes/cowc_historical.md.
+
+Not expressible in a base-page model without THP, hugetlb, KSM, migration,
+MADV_FREE, userfaultfd or weak memory ordering: Huge Dirty COW
+(CVE-2017-1000405), CVE-2020-29368, the FOLL_COW + pte_dirty rule broken
+through UFFDIO_CONTINUE (CVE-2022-2590; no operation of the model makes a
+dirty R/O PTE of a non-anon page in a private mapping), the uffd-wp TLB race
+(6ce64428d620), the PageAnonExclusive barriers (088b8aa537c2) and MADV_FREE
+vs GUP. The inverted soft-dirty test of can_change_pte_writable (after
+64fe24a3e05e) breaks soft-dirty tracking only, which no oracle watches.
 """
 
 from __future__ import annotations
 
-from model.errors import VM_BUG_ON, KernelBug
+from model.errors import VM_BUG_ON, Accounting, KernelBug
 from model.flags import (EAGAIN, EBUSY, EEXIST, EFAULT, EMLINK, FAULT_FLAG_ALLOW_RETRY,
                          FAULT_FLAG_KILLABLE, FAULT_FLAG_REMOTE, FAULT_FLAG_TRIED,
                          FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, FOLL_FORCE, FOLL_NOFAULT,
@@ -32,7 +36,7 @@ from model.gup import check_vma_flags, vm_fault_to_errno
 from model.kernel import Kernel
 from model.memory import maybe_mkwrite, pte_needs_soft_dirty_wp
 from model.mprotect import maybe_change_pte_writable
-from model.page import ANON
+from model.page import ANON, folio_maybe_dma_pinned
 from model.pgtable import mk_pte, pte_clear_soft_dirty, pte_mkdirty, pte_mksoft_dirty, \
     pte_mkwrite, pte_same, pte_wrprotect
 from model.variants import register
@@ -61,12 +65,13 @@ class DirtyCow(Kernel):
     """Dirty COW, CVE-2016-5195: GUP forgets FOLL_WRITE once a write fault broke COW.
 
     Fixed by 19be0eaffa3a "mm: remove gup_flags FOLL_WRITE games from
-    __get_user_pages()" (v4.9-rc2). Before it, mm/gup.c (v4.8):
+    __get_user_pages()" (v4.9-rc2). Before it, in v4.8:
 
-    * follow_page_pte refused any read-only PTE for FOLL_WRITE:
+    * mm/gup.c:follow_page_pte (v4.8) refused any read-only PTE for FOLL_WRITE:
       ``if ((flags & FOLL_WRITE) && !pte_write(pte)) return NULL;`` -- FOLL_FORCE
       had no say there (the fix added can_follow_write_pte with FOLL_COW);
-    * faultin_page took the caller's ``foll_flags`` by reference and ended with
+    * mm/gup.c:faultin_page (v4.8) took the caller's ``foll_flags`` by reference and
+      ended with
       ``if ((ret & VM_FAULT_WRITE) && !(vma->vm_flags & VM_WRITE)) *flags &=
       ~FOLL_WRITE;`` -- "do subsequent page lookups as if they were reads", so the
       retry of __get_user_pages looked the page up as a read.
@@ -323,7 +328,6 @@ class SwapinReuseMapcount(_ReuseSwapPage, Kernel):
         the slot is freed once nothing (no PTE, no swap cache) refers to it."""
         slot = self._slot(entry)
         if slot.count <= 0:
-            from model.errors import Accounting
             raise Accounting(f"swap count of {slot.name} drops below zero", swp=entry)
         self.sched.log(slot, "count", slot.count, slot.count - 1)
         slot.count -= 1
@@ -358,7 +362,8 @@ class SwapinReuseMapcount(_ReuseSwapPage, Kernel):
             self.folio_unlock(folio)
             self.folio_put(folio)
             return ret
-        vmf.ptep = await self.pte_offset_map_lock(mm, vmf.address, "do_swap_page:pte_offset_map_lock")
+        vmf.ptep = await self.pte_offset_map_lock(mm, vmf.address,
+                                                  "do_swap_page:pte_offset_map_lock")
         if vmf.ptep is None or not pte_same(self.ptep_get(vmf.ptep), vmf.orig_pte):
             if vmf.ptep is not None:
                 self.pte_unmap_unlock(vmf.ptep)
@@ -421,9 +426,9 @@ class ForkGupFastRace(Kernel):
     Fixed by 57efa1fe5957 "mm/gup: prevent gup_fast from racing with COW during
     fork", which wraps copy_page_range in a write_protect_seq write section and has
     GUP-fast (FOLL_PIN) sample it before the lockless walk and unpin and fall back
-    to slow GUP if it was odd or changed. Before it (v5.9-rc7 .. the fix,
-    internal_get_user_pages_fast), GUP-fast walked the page table with IRQs off and
-    no check at all against a concurrent fork: it could pin the page after fork
+    to slow GUP if it was odd or changed. Before it,
+    mm/gup.c:internal_get_user_pages_fast (v5.9) walked the page table with IRQs off
+    and no check at all against a concurrent fork: it could pin the page after fork
     decided it was not pinned (then page_maybe_dma_pinned(), today
     folio_try_dup_anon_rmap_pte clearing PageAnonExclusive) and before fork
     write-protected the parent's PTE -- "GUP now returns with a write protected
@@ -440,7 +445,7 @@ class ForkGupFastRace(Kernel):
     name = "fork-gup-fast-race"
     description = "57efa1fe5957 reverted: GUP-fast (FOLL_PIN) ignores write_protect_seq vs fork"
     expected_oracle = "VM_BUG_ON"
-    affected = "v5.9-rc7 .. v5.10 (fixed during v5.10/v5.11; in v5.10.y)"
+    affected = "v5.9-rc7 .. v5.10 (fixed in v5.11-rc1, merged 2020-12-15)"
     fix = "57efa1fe5957 mm/gup: prevent gup_fast from racing with COW during fork"
 
     async def gup_fast(self, mm, addr: int, gup_flags: int):
@@ -498,13 +503,13 @@ class ReuseRefcount(Kernel):
     Fixed by the PageAnonExclusive series (v5.19), 6c287605fd56 "mm: remember
     exclusively mapped anonymous pages with PG_anon_exclusive": an exclusive page is
     reused whatever its refcount. From 09854ba94c6a (v5.9) to v5.18,
-    mm/memory.c:do_wp_page reused an anon page only if page_count() said it was the
-    only reference; v5.18 (53a05ad9f21d, d4c470970d45) gave it the form v7.0 keeps
-    as wp_can_reuse_anon_folio: count > 3 gives up, lru_add_drain, count > 1 +
-    swapcache gives up, trylock_page, try_to_free_swap, reuse iff count == 1. A pin
-    (GUP_PIN_COUNTING_BIAS) always fails that, so once anything write-protected a
-    pinned page (mprotect, clear_refs, swap) the process's next write replaced it:
-    "wrong COW", cow.c cases 7, 13 and 14.
+    mm/memory.c:do_wp_page (v5.18) reused an anon page only if page_count() said it
+    was the only reference; v5.18 (53a05ad9f21d, d4c470970d45) gave it the form
+    v7.0 keeps as wp_can_reuse_anon_folio: count > 3 gives up, lru_add_drain,
+    count > 1 + swapcache gives up, trylock_page, try_to_free_swap, reuse iff
+    count == 1. A pin (GUP_PIN_COUNTING_BIAS) always fails that, so once anything
+    write-protected a pinned page (mprotect, clear_refs, swap) the process's next
+    write replaced it: "wrong COW", cow.c cases 7, 13 and 14.
 
     Translation onto v7.0: do_wp_page without the PageAnonExclusive short-cut --
     only wp_can_reuse_anon_folio (the v5.18 checks) decides; a reused page is marked
@@ -541,6 +546,87 @@ class ReuseRefcount(Kernel):
 
 
 # -----------------------------------------------------------------------------------------
+# 10a. unlock_page after wp_page_reuse
+# -----------------------------------------------------------------------------------------
+@register
+class MisplacedUnlockPage(Kernel):
+    """do_wp_page unlocks the page it reused after dropping the ptl: it may be freed by then.
+
+    Fixed by be068f29034f "mm: fix misplaced unlock_page in do_wp_page()" (v5.9-rc7).
+    09854ba94c6a (a v5.9 rc) made mm/memory.c:do_wp_page (v5.9-rc6) reuse an anon page
+    when, under trylock_page, page_count() and page_mapcount() were 1, and end with
+    ``wp_page_reuse(vmf); unlock_page(page); return VM_FAULT_WRITE;``. wp_page_reuse
+    drops the ptl, and the reuse path holds no reference of its own (page_count()
+    == 1 is the mapping's): "we keep the page locked until after we do the
+    pte_unmap_unlock(), so now we have no guarantees that we hold the page
+    reference. And then we unlock it - while somebody else might be freeing it"
+    (Linus; s390 "Bad page state" with PG_locked). The fix unlocks before
+    wp_page_reuse.
+
+    Translation onto v7.0: the page lock is taken by wp_can_reuse_anon_folio (the
+    v5.18 form of the same checks, v7.0 unlocks inside it); here a reusable page is
+    returned still locked and do_wp_page unlocks it after wp_page_reuse. The model
+    runs a task's consecutive releases in one step, so the window between the ptl
+    release and unlock_page, where another CPU may zap and free the page, is a
+    scheduling point here. PageAnonExclusive pages (v5.19) are reused without the
+    page lock, as in v7.0, and FAULT_FLAG_UNSHARE (v5.19) unlocks before returning.
+    The model reports the bug where the kernel did: freeing a page that is still
+    locked is a "Bad page state" (PageOps.free_folio, VM_BUG_ON).
+    """
+
+    name = "misplaced-unlock-page"
+    description = "be068f29034f reverted: do_wp_page unlocks the reused page after the ptl"
+    expected_oracle = "VM_BUG_ON"
+    affected = "v5.9 release candidates before rc7 (since 09854ba94c6a)"
+    fix = "be068f29034f mm: fix misplaced unlock_page in do_wp_page()"
+
+    def wp_can_reuse_anon_folio(self, folio, vma) -> bool:
+        """mm/memory.c:wp_can_reuse_anon_folio (v7.0) checks, but a reusable folio is
+        returned locked (v5.9-rc6's do_wp_page unlocked it after wp_page_reuse)."""
+        if folio._refcount > 3:
+            return False
+        if folio._refcount > 1 + int(folio.swapcache):
+            return False
+        if not self.folio_trylock(folio):
+            return False
+        if folio.swapcache:
+            self.folio_free_swap(folio)
+        if folio._refcount != 1:
+            self.folio_unlock(folio)
+            return False
+        self.folio_move_anon_rmap(folio, vma)
+        return True
+
+    async def do_wp_page(self, vmf) -> int:
+        """mm/memory.c:do_wp_page (v5.9-rc6 unlock order) on the v7.0 model."""
+        unshare = bool(vmf.flags & FAULT_FLAG_UNSHARE)
+        vma = vmf.vma
+        vmf.page = self.vm_normal_page(vma, vmf.address, vmf.orig_pte)
+        folio = vmf.page
+        if vma.vm_flags & (VM_SHARED | VM_MAYSHARE):
+            return await self.wp_page_shared(vmf, folio)
+        if folio is not None and folio.kind == ANON:
+            locked = not folio.anon_exclusive and self.wp_can_reuse_anon_folio(folio, vma)
+            if folio.anon_exclusive or locked:
+                if not folio.anon_exclusive:
+                    self.SetPageAnonExclusive(folio)
+                if unshare:
+                    if locked:
+                        self.folio_unlock(folio)
+                    self.pte_unmap_unlock(vmf.ptep)
+                    return 0
+                self.wp_page_reuse(vmf, folio)
+                if locked:
+                    await self.sched.point("do_wp_page:unlock_page")
+                    self.folio_unlock(folio)
+                return 0
+        if folio is not None:
+            self.folio_get(folio)
+        self.pte_unmap_unlock(vmf.ptep)
+        return await self.wp_page_copy(vmf)
+
+
+# -----------------------------------------------------------------------------------------
 # 6, 7. R/O pins without unsharing
 # -----------------------------------------------------------------------------------------
 @register
@@ -550,9 +636,10 @@ class RoPinNoUnshare(Kernel):
     Fixed by a7f226604170 "mm/gup: trigger FAULT_FLAG_UNSHARE when R/O-pinning a
     possibly shared anonymous page" (v5.19), which added gup_must_unshare() for anon
     pages (``return !PageAnonExclusive(page)``), -EMLINK in follow_page_pte and the
-    GUP-fast back-off. Before it a R/O pin of a R/O-mapped anon page just grabbed
-    it -- "(1) Ignore and pin -- what we do right now" -- and the next write fault
-    replaced the page under the pin.
+    GUP-fast back-off. Before it mm/gup.c:follow_page_pte (v5.18) and GUP-fast
+    grabbed the page of a R/O PTE for a R/O pin, shared or not -- "(1) Ignore and
+    pin -- what we do right now" -- and the next write fault replaced the page under
+    the pin.
 
     Translation onto v7.0: gup_must_unshare says no for anon pages. Its non-anon
     FOLL_LONGTERM branch is a later fix (84209e87c696, variant no-unshare-non-anon)
@@ -582,11 +669,11 @@ class NoUnshareNonAnon(Kernel):
 
     Fixed by 84209e87c696 "mm/gup: reliable R/O long-term pinning in COW mappings"
     (v6.2, on 8d6a0ac09a16 "mm: extend FAULT_FLAG_UNSHARE support to anything in a
-    COW mapping"). Before it (v5.19 .. v6.1) mm/internal.h:gup_must_unshare(flags,
-    page) returned false for every !PageAnon page: a R/O FOLL_LONGTERM pin of the
-    page-cache page or shared zero page mapped R/O in a private writable mapping
-    pinned that page, and the process's next write COWed it into a fresh anon page
-    the pin never sees (cow.c's non-anon "R/O longterm GUP pin" cases).
+    COW mapping"). Before it mm/internal.h:gup_must_unshare (v6.1) returned false
+    for every !PageAnon page: a R/O FOLL_LONGTERM pin of the page-cache page or
+    shared zero page mapped R/O in a private writable mapping pinned that page, and
+    the process's next write COWed it into a fresh anon page the pin never sees
+    (cow.c's non-anon "R/O longterm GUP pin" cases).
 
     Translation onto v7.0: gup_must_unshare's non-anon branch (FOLL_LONGTERM, COW
     mapping, or no VMA for GUP-fast) is dropped; the anon rule is unchanged.
@@ -621,16 +708,17 @@ class SwapoutPinnedRace(Kernel):
     page_maybe_dma_pinned() before add_to_swap(), taken with the PTE still present:
     a GUP-fast pin after it still had the page unmapped into the swap cache ("If we
     race with someone pinning a page, we can trigger the same issue as in the
-    FOLL_GET case", PAE cover letter). try_to_unmap_one (v5.10 .. v5.18) checked no
+    FOLL_GET case", PAE cover letter): mm/rmap.c:try_to_unmap_one (v5.18) checked no
     pins.
 
     Translation onto v7.0: folio_try_share_anon_rmap_pte without the pin check --
     it clears PageAnonExclusive of whatever it unmaps, so the swap PTE keeps the
     v5.19 exclusive bit. The pinned page thus loses PageAnonExclusive while pinned,
-    which v7.0's unpin sanity check (CONFIG_DEBUG_VM) reports; a fork before the
-    swap-in makes the next write COW away from the pin (pin-coherence), the
-    historical outcome. (A plain read then write no longer does: the exclusive swap
-    PTE, v5.19, maps the pinned page back writable.)
+    which v7.0's CONFIG_DEBUG_VM sanity check reports when GUP-fast returns the pin
+    or when it is unpinned (VM_BUG_ON); a fork before the swap-in makes the next
+    write COW away from the pin (pin-coherence), the historical outcome. (A plain
+    read then write no longer does: the exclusive swap PTE, v5.19, maps the pinned
+    page back writable.)
     """
 
     name = "swapout-pinned-race"
@@ -656,7 +744,8 @@ class SwapoutPinned(SwapoutPinnedRace):
 
     Fixed by feb889fb40fa "mm: don't put pinned pages into the swap cache" (v5.11-rc5,
     in v5.10.y), the two lines ``if (page_maybe_dma_pinned(page)) goto keep_locked;``
-    before add_to_swap() in mm/vmscan.c:shrink_page_list. Before it nothing in
+    before add_to_swap() in mm/vmscan.c:shrink_page_list (v5.11). Before it
+    (mm/vmscan.c:shrink_page_list (v5.10)) nothing in
     swap-out looked at pins (try_to_unmap_one did not either: variant
     swapout-pinned-race, whose change this variant inherits, as kernels before
     v5.11-rc5 had both): reclaim unmapped a pinned page, the next fault mapped it
@@ -677,7 +766,6 @@ class SwapoutPinned(SwapoutPinnedRace):
     async def shrink_folio(self, folio) -> bool:
         """mm/vmscan.c:shrink_page_list (v5.10) for one folio, on the v7.0 model's
         shrink_folio: add_to_swap() whether the page is pinned or not."""
-        from model.page import folio_maybe_dma_pinned
         sched = self.sched
         if not self.folio_trylock(folio):
             self._putback(folio)                                     # keep
@@ -728,7 +816,8 @@ class SwapoutPinned(SwapoutPinnedRace):
 class MprotectIgnoresPae(Kernel):
     """MUTANT (no mainline kernel shipped it): mprotect upgrades any anon PTE to writable.
 
-    The private-mapping write upgrade of mprotect came with 64fe24a3e05e
+    The private-mapping write upgrade of mprotect,
+    mm/mprotect.c:can_change_pte_writable (v6.0), came with 64fe24a3e05e
     "mm/mprotect: try avoiding write faults for exclusive anonymous pages when
     changing protection" (v6.0) and checked PageAnonExclusive from its first version:
     "We can only special-case on exclusive anonymous pages, because we know that our
