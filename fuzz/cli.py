@@ -6,6 +6,8 @@
     cowfuzz minimize FILE [-o OUT] [--variant V]  shrink a failing program
     cowfuzz explore FILE [--bound K] [--variant V]
                                                  every schedule up to K preemptions
+    cowfuzz bench [--variants V...] [--strategies S...] [--trials N] [--budget SEC]
+                                                 the bug benchmark
     cowfuzz variants                             list the designs
     cowfuzz strategies                           list the search strategies
 
@@ -183,6 +185,19 @@ def cmd_explore(args) -> int:
     return EXIT_FOUND if result.failure is not None else EXIT_CLEAN
 
 
+def cmd_bench(args) -> int:
+    from fuzz.bench.bugs import bench_main
+    from fuzz.strategies import STRATEGIES
+    for name in args.variants or ():
+        _variant(name)
+    for name in args.strategies or ():
+        if name not in STRATEGIES:
+            raise UsageError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
+    if args.trials <= 0 or args.budget <= 0 or args.jobs <= 0:
+        raise UsageError("--trials, --budget and --jobs must be positive")
+    return bench_main(args)
+
+
 def cmd_strategies(args) -> int:
     from fuzz.strategies import STRATEGIES
     width = max(map(len, STRATEGIES))
@@ -243,6 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--max-schedules", type=int, metavar="N", help="stop after N schedules")
     ex.add_argument("--time", type=float, metavar="SEC", help="stop after SEC seconds")
     ex.set_defaults(func=cmd_explore)
+    bn = sub.add_parser("bench", help="the bug benchmark: strategies against known bugs")
+    bn.add_argument("--variants", nargs="+", metavar="V", help="default: every variant")
+    bn.add_argument("--strategies", nargs="+", metavar="S",
+                    help="default: coverage random pct exhaustive")
+    bn.add_argument("--trials", type=int, default=5, help="trials per bug (default 5)")
+    bn.add_argument("--budget", type=float, default=60.0, metavar="SEC",
+                    help="seconds per trial (default 60)")
+    bn.add_argument("--jobs", type=int, default=1, help="trials run in parallel (default 1)")
+    bn.add_argument("--json", metavar="OUT", help="write every trial and the table as JSON")
+    bn.add_argument("--markdown", metavar="OUT", help="write the table as Markdown")
+    bn.add_argument("--plot", metavar="OUT.png", help="plot bugs found against time")
+    bn.set_defaults(func=cmd_bench)
     var = sub.add_parser("variants", help="list the designs")
     var.set_defaults(func=cmd_variants)
     stg = sub.add_parser("strategies", help="list the search strategies")

@@ -1,0 +1,157 @@
+"""The bug benchmark: ``cowfuzz bench``.
+
+For every known-bug variant (one with ``expected_oracle``; "any" for the
+designs known to break several oracles) and strategy, N trials with seeds
+1..N, each from an empty corpus -- never from the hand-written reproducers
+-- on one core, until the first violation of the expected oracle or the
+budget. Reported per (variant, strategy): found rate, median and p90
+executions and seconds to the first violation (a miss counts as the
+budget, so a p90 of ">budget" means more than a tenth missed). Every correct
+variant (no expected oracle) runs the budget once per strategy and reports
+its executions and whatever it found. The exhaustive strategy runs only
+where the bug's reproducer is small (at most 4 operations).
+
+Trials run in a process pool (``--jobs``); the results go to JSON, a
+Markdown table, and a plot of the fraction of (bug, trial) pairs found
+against time.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import math
+import multiprocessing
+import statistics
+import sys
+from pathlib import Path
+
+from fuzz.bench.trials import run_trial
+from fuzz.textcodec import read_program
+from model.variants import VARIANTS
+
+DEFAULT_STRATEGIES = ("coverage", "random", "pct", "exhaustive")
+CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+#: the exhaustive strategy takes on bugs whose reproducer has at most this many operations
+SMALL_REPRODUCER = 4
+
+
+def reproducer_size(variant: str) -> int | None:
+    """Operations of the smallest hand-written reproducer, if the variant has one."""
+    folder = CORPUS / variant
+    sizes = []
+    for path in sorted(folder.glob("*.cow")) if folder.is_dir() else ():
+        try:
+            sizes.append(read_program(path).op_count())
+        except (OSError, ValueError):
+            continue
+    return min(sizes) if sizes else None
+
+
+def plan(variants, strategies, trials: int, budget: float) -> list[tuple]:
+    """(variant, strategy, seed, budget, target) for every trial to run."""
+    jobs = []
+    for name in variants:
+        target = VARIANTS[name].expected_oracle
+        for strategy in strategies:
+            if strategy == "exhaustive" and target is not None and \
+                    (reproducer_size(name) or 99) > SMALL_REPRODUCER:
+                continue
+            for seed in range(1, (trials if target is not None else 1) + 1):
+                jobs.append((name, strategy, seed, budget, target))
+    return jobs
+
+
+def _quantile(values, q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
+
+
+def summarize(trials: list[dict], budget: float) -> list[dict]:
+    rows = {}
+    for t in trials:
+        rows.setdefault((t["variant"], t["strategy"]), []).append(t)
+    out = []
+    for (variant, strategy), ts in rows.items():
+        target = ts[0]["target"]
+        row = {"variant": variant, "strategy": strategy, "target": target or "clean",
+               "trials": len(ts), "found": sum(t["found"] for t in ts)}
+        if target is None:
+            row["runs"] = sum(t["runs"] for t in ts)
+            row["signature"] = next((t["signature"] for t in ts if t["signature"]), None)
+        else:
+            runs = [t["runs"] if t["found"] else math.inf for t in ts]
+            secs = [t["seconds"] if t["found"] else math.inf for t in ts]
+            row.update(median_runs=statistics.median(runs), p90_runs=_quantile(runs, 0.9),
+                       median_seconds=statistics.median(secs), p90_seconds=_quantile(secs, 0.9))
+        out.append(row)
+    return out
+
+
+def markdown(rows: list[dict], budget: float, command: str) -> str:
+    def num(x, fmt):
+        return f">{budget:g}s" if x == math.inf else format(x, fmt)
+    lines = [f"Produced by `{command}`.", "",
+             "| variant | oracle | strategy | found | median execs | p90 execs | median s | p90 s |",
+             "|---|---|---|---|---|---|---|---|"]
+    bugs = [r for r in rows if r["target"] != "clean"]
+    for r in sorted(bugs, key=lambda r: (r["variant"], r["strategy"])):
+        lines.append(f"| {r['variant']} | {r['target']} | {r['strategy']} | "
+                     f"{r['found']}/{r['trials']} | {num(r['median_runs'], ',.0f')} | "
+                     f"{num(r['p90_runs'], ',.0f')} | {num(r['median_seconds'], '.1f')} | "
+                     f"{num(r['p90_seconds'], '.1f')} |")
+    clean = [r for r in rows if r["target"] == "clean"]
+    if clean:
+        lines += ["", "Correct variants, one run of the whole budget per strategy:", "",
+                  "| variant | strategy | executions | violations |", "|---|---|---|---|"]
+        for r in sorted(clean, key=lambda r: (r["variant"], r["strategy"])):
+            lines.append(f"| {r['variant']} | {r['strategy']} | {r['runs']:,} | "
+                         f"{r['signature'] or 'none'} |")
+    return "\n".join(lines) + "\n"
+
+
+def _run(job) -> dict:
+    return run_trial(*job).to_json()
+
+
+def run(variants, strategies, trials: int, budget: float, jobs: int, progress=None) -> list:
+    work = plan(variants, strategies, trials, budget)
+    results = []
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+        futures = {pool.submit(_run, job): job for job in work}
+        for future in concurrent.futures.as_completed(futures):
+            result = future.result()
+            results.append(result)
+            if progress is not None:
+                progress(len(results), len(work), result)
+    results.sort(key=lambda t: (t["variant"], t["strategy"], t["seed"]))
+    return results
+
+
+def bench_main(args) -> int:
+    """The ``cowfuzz bench`` command."""
+    variants = args.variants or [n for n in VARIANTS]
+    strategies = args.strategies or list(DEFAULT_STRATEGIES)
+
+    def progress(done, total, t):
+        what = f"{t['runs']:,} runs, {t['seconds']:.1f} s" if t["found"] else \
+            (f"clean, {t['runs']:,} runs" if t["target"] is None else "missed")
+        print(f"[{done}/{total}] {t['variant']} {t['strategy']} seed {t['seed']}: {what}",
+              file=sys.stderr, flush=True)
+    trials = run(variants, strategies, args.trials, args.budget, args.jobs, progress)
+    rows = summarize(trials, args.budget)
+    command = "cowfuzz bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "cowfuzz bench"
+    table = markdown(rows, args.budget, command)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"budget": args.budget, "trials": trials,
+                                               "rows": rows}, indent=1, default=str))
+    if args.markdown:
+        Path(args.markdown).write_text(table)
+    if args.plot:
+        from fuzz.plot import plot_bug_benchmark
+        plot_bug_benchmark([t for t in trials if t["target"] is not None], Path(args.plot),
+                           args.budget)
+    sys.stdout.write(table)
+    return 0
+
