@@ -9,8 +9,9 @@ plain data over one connection per worker: a distributed engine can take
 the place of the local processes without changing either side.
 
 A violation's first occurrence per signature is replayed here, written
-atomically to ``crashes/<variant>/<slug>/`` (input.cow, trace.txt,
-token.txt), and only then reported; minimization runs in a separate
+atomically to ``crashes/<variant>/<slug>/`` (input.cow, trace.txt -- the
+report of fuzz/report.py --, token.txt, meta.json with the first hit and
+the hits), and only then reported; minimization runs in a separate
 process, capped in time, and adds ``repro.cow`` when it is done. A worker
 that dies loses its current slice and is restarted. Killed at any moment,
 the campaign leaves complete files only, and running it again resumes
@@ -19,6 +20,7 @@ from the corpus (and minimizes crashes left without ``repro.cow``).
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from fuzz.executor import execute
 from fuzz.progress import Reporter
+from fuzz.report import build_report, render_text
 from fuzz.session import Heartbeat, SliceRequest, SliceResult
 from fuzz.signature import signature
 from fuzz.store import Corpus, CrashStore
@@ -76,6 +79,7 @@ class CampaignStats:
     edges: int = 0
     lost_slices: int = 0
     violations: int = 0               # distinct signatures seen by this campaign
+    total_hits: int = 0               # violations reported, duplicates included
     nondeterministic: int = 0         # found violations whose replay differed
     crashes: list[CrashRecord] = field(default_factory=list)
     last_new: float = 0.0             # time of the last new corpus entry
@@ -112,6 +116,7 @@ class Campaign:
         self.features: set[int] = set()
         self.lines: set[str] = set()
         self.found: set[str] = set()                   # signatures seen by this campaign
+        self.hits: dict[str, int] = {}                 # reports per signature
         self.stats = CampaignStats(time.monotonic())
         self.slots = [_Slot(i) for i in range(config.jobs)]
         self.minimizer = None
@@ -134,7 +139,7 @@ class Campaign:
                 self._start_worker(slot)
                 self._dispatch(slot)
             while any(s.busy for s in self.slots):
-                self._wait_and_handle(timeout=self.reporter.pulse_seconds)
+                self._wait_and_handle(timeout=1.0)
                 self._collect_minimizations()
                 self.reporter.pulse(self.stats)
             self._stop_workers()
@@ -260,6 +265,7 @@ class Campaign:
         st.lines = len(self.lines)
         for error in result.errors:
             self.reporter.warning(f"worker {result.slot}: {error.strip().splitlines()[-1]}")
+        added = 0
         for entry in result.new_entries:
             new = [f for f in entry.features if f not in self.features]
             if not new and entry.reason != "coverage":
@@ -269,14 +275,17 @@ class Campaign:
             if self.corpus.add(entry.text):
                 self.entry_log.append((result.slot, entry.text))
                 st.last_new = st.elapsed
-                self.reporter.new_entry(st, entry.text)
+                added += 1
         new = [f for f in result.new_features if f not in self.features]
         self.features.update(new)
         self.feature_log.extend(new)
         st.features = len(self.features)
         st.corpus = len(self.entry_log)
+        self.reporter.new_entries(st, added)
         for found in result.found:
             self.found.add(found.signature)
+            self.hits[found.signature] = self.hits.get(found.signature, 0) + 1
+            st.total_hits += 1
             st.violations = len(self.found)
             if found.signature not in self.crashes.known:
                 self._save_crash(found)
@@ -291,12 +300,18 @@ class Campaign:
         if not reproduced:
             self.stats.nondeterministic += 1
         token = make_token(program, cfg.variant)
+        execution = self.stats.runs + found.run
         header = (f"# {found.signature}\n# found by the {cfg.strategy} strategy, seed {cfg.seed}, "
-                  f"after {self.stats.runs + found.run} executions\n")
+                  f"after {execution} executions\n")
+        meta = {"signature": found.signature, "hits": self.hits[found.signature],
+                "first_hit": {"execution": execution, "seconds": round(self.stats.elapsed, 1),
+                              "strategy": cfg.strategy, "seed": cfg.seed}}
+        report = build_report(program, cfg.variant, outcome, meta=meta)
         folder = self.crashes.save_new(found.signature, {
             "input.cow": header + format_program(program),
             "token.txt": token + "\n",
-            "trace.txt": token + "\n" + outcome.trace.render_text(),
+            "meta.json": json.dumps(meta, indent=1, sort_keys=True) + "\n",
+            "trace.txt": render_text(report),
         })
         record = CrashRecord(found.signature, found.oracle, folder, True, reproduced)
         self.stats.crashes.append(record)
@@ -314,7 +329,8 @@ class Campaign:
             self.minimizer = _MP.Pool(1)
         text = (folder / "input.cow").read_text()
         self.minimizing[sig] = self.minimizer.apply_async(
-            minimize_job, (text, self.config.variant, sig, self.config.minimize_seconds))
+            minimize_job, (text, self.config.variant, sig, self.config.minimize_seconds,
+                           _read_meta(folder)))
 
     def _collect_minimizations(self) -> None:
         for sig in [s for s, r in self.minimizing.items() if r.ready()]:
@@ -324,7 +340,13 @@ class Campaign:
             except Exception as exc:            # e.g. the input no longer fails on replay
                 self.reporter.warning(f"minimization of {sig} failed: {exc}")
                 continue
-            self.crashes.update(sig, {"repro.cow": repro, "trace.txt": trace})
+            folder = self.crashes.known[sig]
+            meta = _read_meta(folder)
+            meta.update(hits=max(meta.get("hits", 0), self.hits.get(sig, 0)),
+                        size_before=before, size_after=after)
+            self.crashes.update(sig, {"meta.json": json.dumps(meta, indent=1, sort_keys=True) + "\n",
+                                      "repro.cow": repro,
+                                      "trace.txt": trace})
             for record in self.stats.crashes:
                 if record.signature == sig:
                     record.minimized = after
@@ -350,7 +372,14 @@ class Campaign:
         self.minimizing.clear()
 
 
-def minimize_job(text: str, variant: str, sig: str, seconds: float):
+def _read_meta(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def minimize_job(text: str, variant: str, sig: str, seconds: float, meta: dict):
     """Minimization process: returns (repro.cow text, trace.txt text, size before, after)."""
     from fuzz.minimize import minimize
     program = parse_program(text, "input.cow")
@@ -358,11 +387,11 @@ def minimize_job(text: str, variant: str, sig: str, seconds: float):
     result = minimize(program, variant_cls, variant, sig, seconds=seconds)
     repro = result.program
     outcome = execute(repro, variant_cls)
-    token = make_token(repro, variant)
     header = (f"# {sig}\n# minimized from input.cow: {_size_text(result.before)} -> "
               f"{_size_text(result.after)}{' (time cap reached)' if result.timed_out else ''}\n")
-    return (header + format_program(repro), token + "\n" + outcome.trace.render_text(),
-            result.before, result.after)
+    report = build_report(repro, variant, outcome,
+                          meta={**meta, "size_before": result.before, "size_after": result.after})
+    return header + format_program(repro), render_text(report), result.before, result.after
 
 
 def _size_text(size: dict) -> str:

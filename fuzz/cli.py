@@ -8,6 +8,7 @@
                                                  every schedule up to K preemptions
     cowfuzz bench [--variants V...] [--strategies S...] [--trials N] [--budget SEC]
                                                  the bug benchmark
+    cowfuzz plot DIR                             draw a campaign's progress
     cowfuzz variants                             list the designs
     cowfuzz strategies                           list the search strategies
 
@@ -69,6 +70,7 @@ def collect_inputs(args) -> list:
 
 def cmd_run(args) -> int:
     from fuzz.executor import execute
+    from fuzz.report import build_report, render_text
     from fuzz.token import make_token
     inputs = collect_inputs(args.inputs)
     verbose = args.trace or (len(inputs) == 1 and not args.quiet)
@@ -79,12 +81,13 @@ def cmd_run(args) -> int:
         for name in names:
             outcome = execute(program, _variant(name))
             status = "clean" if outcome.verdict == "ok" else outcome.oracle or outcome.verdict
-            if verbose or outcome.failed:
-                if outcome.failed:
-                    print(make_token(program, name))
-                print(outcome.trace.render_text(), end="")
+            if outcome.failed:
+                print(make_token(program, name))
+                print(render_text(build_report(program, name, outcome)), end="")
                 if outcome.error:
                     print(outcome.error, end="")
+            elif verbose:
+                print(outcome.trace.render_text(), end="")
             expected = dict(program.expect).get(name)
             note = "" if expected is None else (
                 "  (as expected)" if expected == status else f"  (expected {expected})")
@@ -198,6 +201,19 @@ def cmd_bench(args) -> int:
     return bench_main(args)
 
 
+def cmd_plot(args) -> int:
+    folder = Path(args.dir)
+    if not (folder / "plot_data.csv").is_file():
+        raise UsageError(f"{folder}: no plot_data.csv (a campaign folder, e.g. crashes/<variant>)")
+    from fuzz.plot import plot_campaign
+    try:
+        out = plot_campaign(folder, args.output)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote {out}")
+    return EXIT_CLEAN
+
+
 def cmd_strategies(args) -> int:
     from fuzz.strategies import STRATEGIES
     width = max(map(len, STRATEGIES))
@@ -270,6 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--markdown", metavar="OUT", help="write the table as Markdown")
     bn.add_argument("--plot", metavar="OUT.png", help="plot bugs found against time")
     bn.set_defaults(func=cmd_bench)
+    pl = sub.add_parser("plot", help="draw a campaign's progress (campaign.png)")
+    pl.add_argument("dir", help="the campaign folder (the crash folder, e.g. crashes/<variant>)")
+    pl.add_argument("-o", "--output", help="default: DIR/campaign.png")
+    pl.set_defaults(func=cmd_plot)
     var = sub.add_parser("variants", help="list the designs")
     var.set_defaults(func=cmd_variants)
     stg = sub.add_parser("strategies", help="list the search strategies")

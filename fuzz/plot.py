@@ -1,5 +1,8 @@
 """Figures, drawn with matplotlib (imported only here, only when plotting).
 
+* ``plot_campaign``: a campaign's plot_data.csv (fuzz/progress.py) as three
+  stacked panels sharing the time axis -- coverage (lines and interleaving
+  features), executions per second, unique violations (``cowfuzz plot DIR``);
 * ``plot_bug_benchmark``: the fraction of (bug, trial) pairs found against time,
   one curve per strategy, time on a log axis (``cowfuzz bench --plot``).
 """
@@ -14,6 +17,50 @@ def _pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+def read_plot_data(csv_path: Path) -> dict:
+    """Columns of plot_data.csv as lists of floats."""
+    import csv
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{csv_path}: no rows yet")
+    return {k: [float(r[k]) for r in rows] for k in rows[0]}
+
+
+def plot_campaign(folder: Path, out: Path | None = None) -> Path:
+    """campaign.png next to the folder's plot_data.csv."""
+    data = read_plot_data(Path(folder) / "plot_data.csv")
+    out = Path(out) if out else Path(folder) / "campaign.png"
+    plt = _pyplot()
+    t = data["seconds"]
+    fig, (cov, rate, bugs) = plt.subplots(3, 1, figsize=(8, 7), dpi=110, sharex=True)
+    cov.plot(t, data["lines"], label="line coverage of model/ (lines)", color="tab:blue")
+    cov.set_ylabel("lines covered")
+    feat = cov.twinx()
+    feat.plot(t, data["features"], label="interleaving features", color="tab:orange")
+    feat.set_ylabel("interleaving features")
+    handles = cov.get_legend_handles_labels()[0] + feat.get_legend_handles_labels()[0]
+    cov.legend(handles, [h.get_label() for h in handles], loc="lower right")
+    cov.set_title(f"Campaign {Path(folder).name}")
+    rate.plot(t, data["execs_per_s"], color="tab:green")
+    rate.set_ylabel("executions / s")
+    bugs.step(t, data["unique_violations"], where="post", color="tab:red",
+              label="unique violations")
+    bugs.step(t, data["total_violations"], where="post", color="tab:red", alpha=0.35,
+              linestyle="--", label="all violations")
+    bugs.set_ylabel("violations")
+    bugs.set_ylim(bottom=0, top=max(1.0, max(data["total_violations"]) * 1.15))
+    bugs.yaxis.get_major_locator().set_params(integer=True)
+    bugs.set_xlabel("seconds since the campaign started")
+    bugs.legend(loc="upper left")
+    for ax in (cov, rate, bugs):
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
 
 
 def plot_bug_benchmark(trials, path: Path, budget: float) -> None:

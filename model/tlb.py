@@ -20,7 +20,7 @@ from __future__ import annotations
 class MmuGather:
     """struct mmu_gather: pages and tables to free once the TLB is flushed."""
 
-    __slots__ = ("mm", "pages", "tables", "start", "end", "fullmm")
+    __slots__ = ("mm", "pages", "tables", "start", "end", "fullmm", "freed_tables")
 
     def __init__(self, mm, fullmm=False):
         self.mm = mm
@@ -29,6 +29,7 @@ class MmuGather:
         self.start = None
         self.end = None
         self.fullmm = fullmm
+        self.freed_tables = False     # forces a flush of everything (tlb_finish_mmu, nested)
 
 
 class TlbOps:
@@ -95,9 +96,9 @@ class TlbOps:
 
     async def tlb_flush_mmu(self, tlb: MmuGather, label: str = "tlb_flush_mmu") -> None:
         """mm/mmu_gather.c:tlb_flush_mmu (v6.x): flush the TLB, then free pages and tables."""
-        if tlb.start is not None or tlb.tables:
+        if tlb.start is not None or tlb.tables or tlb.freed_tables:
             await self.sched.point(label)
-            if tlb.fullmm or tlb.tables:
+            if tlb.fullmm or tlb.tables or tlb.freed_tables:
                 for thread in tlb.mm.threads:
                     if thread.tlb:
                         self.sched.log(thread, "tlb", dict(thread.tlb), {})
@@ -113,6 +114,12 @@ class TlbOps:
             self.free_table_rcu(table)
 
     async def tlb_finish_mmu(self, tlb: MmuGather, label: str = "tlb_finish_mmu") -> None:
-        """mm/mmu_gather.c:tlb_finish_mmu (v6.x)."""
+        """mm/mmu_gather.c:tlb_finish_mmu (v7.0): with other PTE-batching threads on this mm
+        (mm_tlb_flush_nested, 99baac21e458), flush everything: their zaps may have cleared
+        PTEs this one found empty, with the flush still to come."""
+        if tlb.mm.tlb_flush_pending > 1:                 # mm_tlb_flush_nested
+            tlb.fullmm = True
+            tlb.freed_tables = True
         await self.tlb_flush_mmu(tlb, label)
+        tlb.freed_tables = False
         self.dec_tlb_flush_pending(tlb.mm)

@@ -50,10 +50,12 @@ def assert_complete_crash_folder(folder: Path, variant: str) -> None:
     assert signature(execute(program, get_variant(variant)), variant) == sig
     token = (folder / "token.txt").read_text().strip()
     assert parse_token(token)[0] == program
-    # trace.txt traces the input, then (once minimized) repro.cow; its first line is the token
+    # trace.txt is the report of the input, then (once minimized) of repro.cow
     trace = (folder / "trace.txt").read_text()
-    assert "verdict: VM_BUG_ON" in trace
-    traced = parse_token(trace.splitlines()[0])[0]
+    assert trace.startswith("BUG: cowfuzz: VM_BUG_ON in ")
+    assert "\nVerdict: VM_BUG_ON: " in trace
+    traced = parse_token(next(line.split()[1] for line in trace.splitlines()
+                              if line.startswith("token:")))[0]
     if "repro.cow" in names:
         repro = parse_program((folder / "repro.cow").read_text(), str(folder / "repro.cow"))
         assert signature(execute(repro, get_variant(variant)), variant) == sig
@@ -81,7 +83,7 @@ def test_crash_is_saved_before_it_is_reported_then_minimized(tmp_path):
     crash_line = next(i for i, s in enumerate(lines) if " CRASH " in s)
     assert token_line < crash_line                     # the replay token comes first
     assert "cowfuzz: minimized VM_BUG_ON:" in out
-    assert lines[-1].startswith("cowfuzz: DONE ") and "violations 1 (1 new)" in lines[-1]
+    assert lines[-1].startswith("cowfuzz: DONE ") and "violations 1/" in lines[-1]
     folders = list((tmp_path / "crashes").iterdir())
     folders = [f for f in folders if f.is_dir()]
     assert len(folders) == 1
@@ -194,3 +196,20 @@ def test_one_campaign_per_crash_folder(tmp_path):
     first.communicate(timeout=60)
     assert second.returncode == 2
     assert "another campaign is using this crash folder" in second.stderr
+
+
+def test_a_campaign_logged_to_a_file_shows_events_and_plots(tmp_path):
+    proc = run(tmp_path, "--strategy", "random", "--time", 12, "--seed", 1, "--slice", 3)
+    assert proc.returncode == 0, proc.stderr
+    events = [line.split()[2] for line in proc.stderr.splitlines()
+              if line.startswith("cowfuzz: #")]
+    assert "NEW" in events and "pulse" in events
+    assert proc.stdout.splitlines()[-1].startswith("cowfuzz: DONE ")
+    data = (tmp_path / "crashes" / "plot_data.csv").read_text().splitlines()
+    assert data[0].startswith("seconds,executions,execs_per_s,lines,features,corpus,")
+    assert len(data) >= 3
+    plot = subprocess.run([sys.executable, "-m", "fuzz.cli", "plot", str(tmp_path / "crashes")],
+                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
+    assert plot.returncode == 0, plot.stderr
+    png = tmp_path / "crashes" / "campaign.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20000
