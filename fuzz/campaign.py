@@ -9,9 +9,10 @@ plain data over one connection per worker: a distributed engine can take
 the place of the local processes without changing either side.
 
 A violation's first occurrence per signature is replayed here, written
-atomically to ``crashes/<variant>/<slug>/`` (input.cow, trace.txt -- the
-report of fuzz/report.py --, token.txt, meta.json with the first hit and
-the hits), and only then reported; minimization runs in a separate
+atomically to ``crashes/<variant>/<slug>/`` (input.cow, trace.txt and
+report.html -- the reports of fuzz/report.py and fuzz/html_report.py --,
+token.txt, meta.json with the first hit and the hits), and only then
+reported; minimization runs in a separate
 process, capped in time, and adds ``repro.cow`` when it is done. A worker
 that dies loses its current slice and is restarted. Killed at any moment,
 the campaign leaves complete files only, and running it again resumes
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from fuzz.executor import execute
 from fuzz.progress import Reporter
+from fuzz.html_report import render_html
 from fuzz.report import build_report, render_text
 from fuzz.session import Heartbeat, SliceRequest, SliceResult
 from fuzz.signature import signature
@@ -312,6 +314,7 @@ class Campaign:
             "token.txt": token + "\n",
             "meta.json": json.dumps(meta, indent=1, sort_keys=True) + "\n",
             "trace.txt": render_text(report),
+            "report.html": render_html(report),
         })
         record = CrashRecord(found.signature, found.oracle, folder, True, reproduced)
         self.stats.crashes.append(record)
@@ -336,7 +339,7 @@ class Campaign:
         for sig in [s for s, r in self.minimizing.items() if r.ready()]:
             pending = self.minimizing.pop(sig)
             try:
-                repro, trace, before, after = pending.get()
+                repro, trace, html, before, after = pending.get()
             except Exception as exc:            # e.g. the input no longer fails on replay
                 self.reporter.warning(f"minimization of {sig} failed: {exc}")
                 continue
@@ -346,7 +349,7 @@ class Campaign:
                         size_before=before, size_after=after)
             self.crashes.update(sig, {"meta.json": json.dumps(meta, indent=1, sort_keys=True) + "\n",
                                       "repro.cow": repro,
-                                      "trace.txt": trace})
+                                      "trace.txt": trace, "report.html": html})
             for record in self.stats.crashes:
                 if record.signature == sig:
                     record.minimized = after
@@ -356,9 +359,10 @@ class Campaign:
         """Wait for the minimizations still running (each is capped); give up on the rest,
         which the next run of the campaign resumes."""
         if self.minimizing:
-            self.reporter.note(f"waiting for {len(self.minimizing)} minimization(s), "
-                               f"at most {self.config.minimize_seconds:g} s each")
-            deadline = time.monotonic() + self.config.minimize_seconds * len(self.minimizing) + 10
+            self.reporter.note(f"waiting for {len(self.minimizing)} minimization(s), at most "
+                               f"{self.config.minimize_seconds:g} s; the next run finishes "
+                               "the rest")
+            deadline = time.monotonic() + self.config.minimize_seconds + 5
             while self.minimizing and time.monotonic() < deadline:
                 next(iter(self.minimizing.values())).wait(timeout=0.5)
                 self._collect_minimizations()
@@ -391,7 +395,8 @@ def minimize_job(text: str, variant: str, sig: str, seconds: float, meta: dict):
               f"{_size_text(result.after)}{' (time cap reached)' if result.timed_out else ''}\n")
     report = build_report(repro, variant, outcome,
                           meta={**meta, "size_before": result.before, "size_after": result.after})
-    return header + format_program(repro), render_text(report), result.before, result.after
+    return (header + format_program(repro), render_text(report), render_html(report),
+            result.before, result.after)
 
 
 def _size_text(size: dict) -> str:

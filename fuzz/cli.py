@@ -8,6 +8,7 @@
                                                  every schedule up to K preemptions
     cowfuzz bench [--variants V...] [--strategies S...] [--trials N] [--budget SEC]
                                                  the bug benchmark
+    cowfuzz report FILE -o OUT.html              the HTML report of a run
     cowfuzz plot DIR                             draw a campaign's progress
     cowfuzz variants                             list the designs
     cowfuzz strategies                           list the search strategies
@@ -23,7 +24,7 @@ import sys
 from pathlib import Path
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
-DEFAULT_VARIANT = "upstream"
+DEFAULT_VARIANT = "cowpte-rfc2"
 
 
 class UsageError(Exception):
@@ -201,6 +202,21 @@ def cmd_bench(args) -> int:
     return bench_main(args)
 
 
+def cmd_report(args) -> int:
+    from fuzz.html_report import write_report
+    from fuzz.textcodec import ParseError
+    if args.variant:
+        _variant(args.variant)
+    try:
+        status = write_report(args.input, args.output, args.variant)
+    except ParseError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"{args.input}: {exc.strerror or exc}") from None
+    print(f"wrote {args.output}")
+    return status
+
+
 def cmd_plot(args) -> int:
     folder = Path(args.dir)
     if not (folder / "plot_data.csv").is_file():
@@ -286,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--markdown", metavar="OUT", help="write the table as Markdown")
     bn.add_argument("--plot", metavar="OUT.png", help="plot bugs found against time")
     bn.set_defaults(func=cmd_bench)
+    rp = sub.add_parser("report", help="write the HTML report of a program's run")
+    rp.add_argument("input", help="a .cow file")
+    rp.add_argument("-o", "--output", required=True, metavar="OUT.html")
+    rp.add_argument("--variant", help="default: the file's found-on, else its expect lines")
+    rp.set_defaults(func=cmd_report)
     pl = sub.add_parser("plot", help="draw a campaign's progress (campaign.png)")
     pl.add_argument("dir", help="the campaign folder (the crash folder, e.g. crashes/<variant>)")
     pl.add_argument("-o", "--output", help="default: DIR/campaign.png")

@@ -290,7 +290,8 @@ dd.replay code{background:#f2f4f8;padding:.1em .3em;border-radius:3px}
 .step.blocks{border-bottom:2px dashed #8a93a3}
 .step.stated .lbl::after{content:" \\25CF";color:#8a4fc2;font-size:.8em}
 .step:hover{border-color:#6a7fa8;background:#f4f7ff}
-.step.conflict{border-color:#c0262d;background:#fff1f1;box-shadow:0 0 0 1px #c0262d}
+.step.conflict{padding-right:1.5em;border-color:#c0262d;background:#fff1f1;
+ box-shadow:0 0 0 1px #c0262d}
 .step.conflict-a{border-color:#d9730d;box-shadow:0 0 0 1px #d9730d;background:#fff6ec}
 .step.selected,.step:focus-visible,.step:target{box-shadow:0 0 0 2px #1550b8;
  border-color:#1550b8;background:#eaf1ff}
@@ -360,9 +361,13 @@ _JS = r"""
     panel.appendChild(h);
     var dl = el("dl");
     [["label", s.label], ["objects", s.objects || "-"], ["result", s.result || "-"]]
-      .forEach(function (kv) { dl.appendChild(el("dt", null, kv[0])); dl.appendChild(el("dd", null, kv[1])); });
+      .forEach(function (kv) {
+        dl.appendChild(el("dt", null, kv[0]));
+        dl.appendChild(el("dd", null, kv[1]));
+      });
     if (R.conflict && (R.conflict.first === s.index || R.conflict.second === s.index)) {
-      var role = R.conflict.second === s.index ? "B, the access the oracle follows from" : "A, the previous access";
+      var role = R.conflict.second === s.index ? "B, the access the oracle follows from"
+                                               : "A, the previous access";
       dl.appendChild(el("dt", null, "conflict"));
       dl.appendChild(el("dd", null, "access " + role + " (" + R.conflict.object + ")"));
     }
@@ -456,7 +461,8 @@ _JS = r"""
     if (a.offsetLeft === b.offsetLeft) {            // same lane: bulge out to the right
       x1 = ax + a.offsetWidth; x2 = bx + b.offsetWidth;
       var out = Math.min(60, Math.max(24, (by - ay) / 4));
-      d = "M" + x1 + "," + ay + " C" + (x1 + out) + "," + ay + " " + (x2 + out) + "," + by + " " + x2 + "," + by;
+      d = "M" + x1 + "," + ay + " C" + (x1 + out) + "," + ay + " " +
+          (x2 + out) + "," + by + " " + x2 + "," + by;
     } else {
       var right = bx > ax;
       x1 = right ? ax + a.offsetWidth : ax;
@@ -470,9 +476,13 @@ _JS = r"""
     var label = document.getElementById("conflict-label");
     var bg = document.getElementById("conflict-label-bg");
     var mid = path.getPointAtLength(path.getTotalLength() / 2);
-    label.setAttribute("x", mid.x + 6);
+    label.setAttribute("x", mid.x);
     label.setAttribute("y", mid.y + 4);
     var bb = label.getBBox();
+    // beside the curve, on A's side (B's lane is usually busy up to B)
+    var lx = bx >= ax ? mid.x - bb.width - 8 : mid.x + 8;
+    label.setAttribute("x", lx);
+    bb = label.getBBox();
     bg.setAttribute("x", bb.x - 3); bg.setAttribute("y", bb.y - 1);
     bg.setAttribute("width", bb.width + 6); bg.setAttribute("height", bb.height + 2);
   }
@@ -485,7 +495,10 @@ _JS = r"""
   if (btn && code) {
     btn.addEventListener("click", function () {
       var text = code.textContent;
-      function done(msg) { btn.textContent = msg; setTimeout(function () { btn.textContent = "copy"; }, 2000); }
+      function done(msg) {
+        btn.textContent = msg;
+        setTimeout(function () { btn.textContent = "copy"; }, 2000);
+      }
       function fallback() {
         var r = document.createRange();
         r.selectNodeContents(code);

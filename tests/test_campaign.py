@@ -21,7 +21,8 @@ from model.variants import get_variant
 ROOT = Path(__file__).resolve().parents[1]
 PLANTED = f"{Path(__file__).with_name('planted.py')}:GupFastNoSeqcount"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-CRASH_FILES = {"signature.txt", "input.cow", "trace.txt", "token.txt"}
+CRASH_FILES = {"signature.txt", "input.cow", "trace.txt", "token.txt", "meta.json",
+               "report.html"}
 
 
 def fuzz_cmd(tmp_path, *args):
@@ -50,6 +51,8 @@ def assert_complete_crash_folder(folder: Path, variant: str) -> None:
     assert signature(execute(program, get_variant(variant)), variant) == sig
     token = (folder / "token.txt").read_text().strip()
     assert parse_token(token)[0] == program
+    html = (folder / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "Content-Security-Policy" in html
     # trace.txt is the report of the input, then (once minimized) of repro.cow
     trace = (folder / "trace.txt").read_text()
     assert trace.startswith("BUG: cowfuzz: VM_BUG_ON in ")
@@ -139,7 +142,8 @@ def test_corrupt_corpus_files_are_skipped_with_one_line_each(tmp_path):
                                      "thread 0\n  fork 1\n  write 0\n")
     (corpus / "bad.cow").write_text("cowfuzz 1\nthread 0\n  bogus 1\n")
     (corpus / "binary.cow").write_bytes(b"\x00\xff\xfe garbage")
-    proc = run(tmp_path, "--strategy", "random", "--runs", 300, "--seed", 1)
+    proc = run(tmp_path, "--variant", "upstream", "--strategy", "random", "--runs", 300,
+               "--seed", 1)
     assert proc.returncode == 0, proc.stderr
     warnings = [s for s in proc.stderr.splitlines() if "skipping" in s]
     assert len(warnings) == 2
@@ -165,7 +169,8 @@ def _worker_pids(pid: int) -> list[int]:
 
 
 def test_a_dead_worker_is_restarted_and_the_campaign_goes_on(tmp_path):
-    proc = start(tmp_path, "--strategy", "random", "--jobs", 2, "--time", 12, "--seed", 1,
+    proc = start(tmp_path, "--variant", "upstream", "--strategy", "random", "--jobs", 2,
+                 "--time", 12, "--seed", 1,
                  "--slice", 2)
     time.sleep(5)
     workers = _worker_pids(proc.pid)
@@ -190,16 +195,17 @@ def test_bad_usage_is_one_line_and_exit_2(tmp_path, args, message):
 
 
 def test_one_campaign_per_crash_folder(tmp_path):
-    first = start(tmp_path, "--strategy", "random", "--time", 8)
+    first = start(tmp_path, "--variant", "upstream", "--strategy", "random", "--time", 8)
     time.sleep(3)
-    second = run(tmp_path, "--strategy", "random", "--time", 2)
+    second = run(tmp_path, "--variant", "upstream", "--strategy", "random", "--time", 2)
     first.communicate(timeout=60)
     assert second.returncode == 2
     assert "another campaign is using this crash folder" in second.stderr
 
 
 def test_a_campaign_logged_to_a_file_shows_events_and_plots(tmp_path):
-    proc = run(tmp_path, "--strategy", "random", "--time", 12, "--seed", 1, "--slice", 3)
+    proc = run(tmp_path, "--variant", "upstream", "--strategy", "random", "--time", 12,
+               "--seed", 1, "--slice", 3)
     assert proc.returncode == 0, proc.stderr
     events = [line.split()[2] for line in proc.stderr.splitlines()
               if line.startswith("cowfuzz: #")]

@@ -70,3 +70,14 @@ def test_a_missing_file_is_one_line_and_exit_2(tmp_path):
     proc = cowfuzz("run", tmp_path / "nope.cow")
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1
     assert str(tmp_path / "nope.cow") in proc.stderr
+
+
+def test_report_writes_the_html_report(tmp_path):
+    out = tmp_path / "race.html"
+    proc = cowfuzz("report", "corpus/cowpte-rfc2/gup-fast-marks-shared-table.cow", "-o", out)
+    assert proc.returncode == 1, proc.stderr
+    html = out.read_text()
+    assert "BUG: cowfuzz: VM_BUG_ON in " in html and "Content-Security-Policy" in html
+    clean = cowfuzz("report", "corpus/cowpte-rfc2/gup-fast-marks-shared-table.cow",
+                    "--variant", "upstream", "-o", tmp_path / "clean.html")
+    assert clean.returncode == 0
