@@ -25,6 +25,8 @@ import json
 import math
 import multiprocessing
 import multiprocessing.connection
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -104,6 +106,7 @@ class _Slot:
         self.slice_no = 0
         self.requested_runs = 0
         self.inflight_runs = 0            # executions of the current slice, from heartbeats
+        self.workdir: str | None = None
 
 
 class Campaign:
@@ -123,6 +126,7 @@ class Campaign:
         self.slots = [_Slot(i) for i in range(config.jobs)]
         self.minimizer = None
         self.minimizing: dict = {}                     # signature -> AsyncResult
+        self.workroot: Path | None = None              # the workers' scratch directories
 
     # -- the loop ----------------------------------------------------------------
     def run(self) -> CampaignStats:
@@ -134,6 +138,7 @@ class Campaign:
         known = self.crashes.load()
         self.reporter.start(cfg, loaded, known)
         self.stats.started = time.monotonic()
+        self.workroot = Path(tempfile.mkdtemp(prefix="cowfuzz-campaign-"))
         try:
             for folder_sig in self._unminimized():
                 self._start_minimization(*folder_sig)
@@ -150,6 +155,8 @@ class Campaign:
             self.reporter.warning("interrupted: stopping workers")
             self._kill_workers()
             self._abandon_minimizations()
+        finally:
+            shutil.rmtree(self.workroot, ignore_errors=True)   # also what killed workers left
         self.reporter.done(self.stats)
         return self.stats
 
@@ -221,7 +228,11 @@ class Campaign:
     # -- workers -------------------------------------------------------------------
     def _start_worker(self, slot: _Slot) -> None:
         parent, child = _MP.Pipe()
-        slot.proc = _MP.Process(target=worker_main, args=(slot.index, self.config.variant, child),
+        if slot.workdir is not None:
+            shutil.rmtree(slot.workdir, ignore_errors=True)    # a dead worker's leftovers
+        slot.workdir = tempfile.mkdtemp(prefix=f"worker{slot.index}-", dir=self.workroot)
+        slot.proc = _MP.Process(target=worker_main,
+                                args=(slot.index, self.config.variant, slot.workdir, child),
                                 name=f"cowfuzz-worker-{slot.index}", daemon=True)
         slot.proc.start()
         child.close()

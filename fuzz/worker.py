@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import signal
-import tempfile
 import traceback
 from dataclasses import replace
 
@@ -24,18 +23,18 @@ def slice_rng(seed: int, slot: int, slice_no: int) -> random.Random:
     return random.Random(f"cowfuzz:{seed}:{slot}:{slice_no}")
 
 
-def worker_main(slot: int, variant: str, conn) -> None:
-    """Process entry point (multiprocessing target)."""
+def worker_main(slot: int, variant: str, workdir: str, conn) -> None:
+    """Process entry point (multiprocessing target). ``workdir`` belongs to the
+    coordinator, which removes it even when the worker is killed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)        # the coordinator handles Ctrl-C
     from model.variants import get_variant
     variant_cls = get_variant(variant)
-    with tempfile.TemporaryDirectory(prefix=f"cowfuzz-worker{slot}-") as workdir:
-        session = Session(variant_cls, variant, workdir)
-        session.on_heartbeat = lambda beat: conn.send(replace(beat, slot=slot))
-        try:
-            _serve(slot, session, conn)
-        finally:
-            session.close()
+    session = Session(variant_cls, variant, workdir)
+    session.on_heartbeat = lambda beat: conn.send(replace(beat, slot=slot))
+    try:
+        _serve(slot, session, conn)
+    finally:
+        session.close()
 
 
 def _serve(slot: int, session, conn) -> None:

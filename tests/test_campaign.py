@@ -30,8 +30,8 @@ def fuzz_cmd(tmp_path, *args):
             "--crashes", str(tmp_path / "crashes"), *map(str, args)]
 
 
-def start(tmp_path, *args):
-    return subprocess.Popen(fuzz_cmd(tmp_path, *args), cwd=tmp_path, env=ENV, text=True,
+def start(tmp_path, *args, env=ENV):
+    return subprocess.Popen(fuzz_cmd(tmp_path, *args), cwd=tmp_path, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
 
@@ -169,9 +169,11 @@ def _worker_pids(pid: int) -> list[int]:
 
 
 def test_a_dead_worker_is_restarted_and_the_campaign_goes_on(tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     proc = start(tmp_path, "--variant", "upstream", "--strategy", "random", "--jobs", 2,
                  "--time", 12, "--seed", 1,
-                 "--slice", 2)
+                 "--slice", 2, env={**ENV, "TMPDIR": str(scratch)})
     time.sleep(5)
     workers = _worker_pids(proc.pid)
     assert len(workers) == 2
@@ -180,6 +182,7 @@ def test_a_dead_worker_is_restarted_and_the_campaign_goes_on(tmp_path):
     assert proc.returncode == 0, err
     assert "died (exit status -9); its slice is lost, restarting it" in err
     assert out.splitlines()[-1].startswith("cowfuzz: DONE ")
+    assert list(scratch.iterdir()) == []    # the killed worker's scratch space too
 
 
 @pytest.mark.parametrize("args, message", [

@@ -71,13 +71,5 @@ def get_variant(name: str) -> type:
     return load_variant(name)
 
 
-def _load_builtins() -> None:
-    for module in ("cowpte", "historical"):
-        try:
-            importlib.import_module(f"model.variants.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"model.variants.{module}":
-                raise
-
-
-_load_builtins()
+# The built-in designs register themselves on import (after VARIANTS exists).
+from model.variants import cowpte, historical  # noqa: E402,F401
