@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fuzz.signature import find_conflict, signature, violation_keys
-from fuzz.trace import fmt_value, obj_name
+from fuzz.trace import event_text, fmt_value, obj_name
 
 #: the lane log shows one column per task up to this many tasks (``columns=True``)
 MAX_COLUMNS = 3
@@ -257,20 +257,7 @@ def _lifetimes(report: Report):
 
 
 def _event_lines(s: ReportStep, pad: str) -> list:
-    lines = []
-    for e in s.events:
-        kind = e[0]
-        if kind == "op":
-            lines.append(f"{pad}{s.task} > {e[1]}")
-        elif kind == "ret":
-            lines.append(f"{pad}{s.task} < {e[1]} = {e[2]}")
-        elif kind == "block":
-            lines.append(f"{pad}{s.task} blocks on {e[1]}")
-        elif kind == "inject":
-            lines.append(f"{pad}{s.task} fault injected: {e[1]} fails")
-        elif kind == "done":
-            lines.append(f"{pad}{s.task} exits")
-    return lines
+    return [pad + event_text(s.task, e) for e in s.events]
 
 
 def _lanes_gutter(report: Report) -> list:

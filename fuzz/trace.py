@@ -26,6 +26,23 @@ def fmt_value(v) -> str:
     return str(v) if isinstance(v, (int, str)) else repr(v)
 
 
+def event_text(task: str, event) -> str:
+    """One event of a step (an operation starting or returning, a block, an injected
+    fault, an exit) as the trace and the report print it."""
+    kind = event[0]
+    if kind == "op":
+        return f"{task} > {event[1]}"
+    if kind == "ret":
+        return f"{task} < {event[1]} = {fmt_value(event[2])}"
+    if kind == "block":
+        return f"{task} blocks on {event[1]}"
+    if kind == "inject":
+        return f"{task} fault injected: {event[1]} fails"
+    if kind == "done":
+        return f"{task} exits"
+    return f"{task} {' '.join(fmt_value(x) for x in event)}"
+
+
 def obj_name(obj) -> str:
     name = getattr(obj, "name", None)
     return name if isinstance(name, str) else repr(obj)
@@ -98,19 +115,6 @@ class Trace:
                 line += "  " + "; ".join(f"{o}.{f} {a}->{b}" for o, f, a, b in self.changes_of(s))
             out.append(line)
             pad = " " * (5 + len(names)) + "  "
-            for e in s.events:
-                kind = e[0]
-                if kind == "op":
-                    out.append(f"{pad}{names[s.tid]} > {e[1]}")
-                elif kind == "ret":
-                    out.append(f"{pad}{names[s.tid]} < {e[1]} = {fmt_value(e[2])}")
-                elif kind == "block":
-                    out.append(f"{pad}{names[s.tid]} blocks on {e[1]}")
-                elif kind == "inject":
-                    out.append(f"{pad}{names[s.tid]} fault injected: {e[1]} fails")
-                elif kind == "done":
-                    out.append(f"{pad}{names[s.tid]} exits")
-                else:
-                    out.append(f"{pad}{names[s.tid]} {' '.join(fmt_value(x) for x in e)}")
+            out.extend(pad + event_text(names[s.tid], e) for e in s.events)
         out.append(f"verdict: {self.verdict}")
         return "\n".join(out) + "\n"
