@@ -153,13 +153,16 @@ class Syscalls:
         proc.pinning.discard(slot)
         if isinstance(folio, int):
             return folio
-        vma = mm.find_vma(va)
+        # unmapped by the process while the pin was being taken (GUP-fast holds no
+        # mmap_lock): the pin holds the old mapping's page, and the VMA now at va --
+        # possibly a new mmap -- says nothing about it
+        mapped = self.spec.still_mapped_since(proc, va, mark)
+        vma = mm.find_vma(va) if mapped else None
         if write:
             self.check_foll_write_target(mm, vma, va, folio, "FOLL_WRITE pin")
         coherent = bool(longterm) or folio.kind == ANON or (vma is not None and vma.is_shared())
         pin = Pin(proc, slot, va, folio, flags | FOLL_PIN, coherent)
-        # unmapped by the process while the pin was being taken: no promise either
-        pin.associated = self.spec.still_mapped_since(proc, va, mark)
+        pin.associated = mapped                  # no coherence promise after an unmap
         pin.shared = not self._private_view(vma, folio)
         proc.pins[slot] = pin
         self.sched.log(proc, f"pin#{slot}", None, folio.name)

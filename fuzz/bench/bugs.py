@@ -110,6 +110,11 @@ def markdown(rows: list[dict], budget: float, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _finite(row: dict) -> dict:
+    """A missed median is infinite; JSON has no infinity, so it becomes null."""
+    return {k: (None if v == math.inf else v) for k, v in row.items()}
+
+
 def _run(job) -> dict:
     return run_trial(*job).to_json()
 
@@ -145,7 +150,8 @@ def bench_main(args) -> int:
     table = markdown(rows, args.budget, command)
     if args.json:
         Path(args.json).write_text(json.dumps({"budget": args.budget, "trials": trials,
-                                               "rows": rows}, indent=1, default=str))
+                                               "rows": [_finite(r) for r in rows]},
+                                              indent=1, allow_nan=False))
     if args.markdown:
         Path(args.markdown).write_text(table)
     if args.plot:

@@ -1,0 +1,66 @@
+"""The bug benchmark: what it plans, how it summarizes, and one small real run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fuzz.bench.bugs import SMALL_REPRODUCER, markdown, plan, reproducer_size, summarize
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_plan_runs_exhaustive_only_on_small_reproducers_and_clean_variants_once():
+    jobs = plan(["upstream", "reuse-mapcount", "cowpte-v4"], ["random", "exhaustive"], 3, 9.0)
+    by = {}
+    for variant, strategy, seed, budget, target in jobs:
+        assert budget == 9.0
+        by.setdefault((variant, strategy), []).append((seed, target))
+    assert by[("upstream", "random")] == [(1, None)]
+    assert by[("upstream", "exhaustive")] == [(1, None)]
+    assert by[("reuse-mapcount", "random")] == [(s, "writable-shared") for s in (1, 2, 3)]
+    assert [s for s, _ in by[("cowpte-v4", "random")]] == [1, 2, 3]
+    for variant in ("reuse-mapcount", "cowpte-v4"):
+        small = reproducer_size(variant) <= SMALL_REPRODUCER
+        assert ((variant, "exhaustive") in by) == small
+
+
+def test_summary_counts_a_miss_as_the_budget():
+    def trial(seed, found, runs, seconds):
+        return {"variant": "dirty-cow", "strategy": "pct", "seed": seed, "budget": 60.0,
+                "target": "writable-shared", "found": found, "runs": runs,
+                "seconds": seconds, "signature": "s" if found else None}
+    trials = [trial(1, True, 100, 1.0), trial(2, True, 300, 3.0), trial(3, False, 9000, 60.0)]
+    [row] = summarize(trials, 60.0)
+    assert row["found"] == 2 and row["trials"] == 3
+    assert row["median_runs"] == 300 and row["p90_runs"] == float("inf")
+    table = markdown([row], 60.0, "cowfuzz bench")
+    assert "| dirty-cow | writable-shared | pct | 2/3 | 300 | >60s | 3.0 | >60s |" in table
+
+
+def test_a_small_benchmark_run_writes_strict_json_markdown_and_a_plot(tmp_path):
+    out = {name: tmp_path / name for name in ("b.json", "b.md", "b.png")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "fuzz.cli", "bench", "--variants", "reuse-mapcount", "upstream",
+         "--strategies", "random", "--trials", "2", "--budget", "3", "--jobs", "2",
+         "--json", out["b.json"], "--markdown", out["b.md"], "--plot", out["b.png"]],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True,
+        capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out["b.json"].read_text(),
+                      parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+    trials = {(t["variant"], t["seed"]): t for t in data["trials"]}
+    assert set(trials) == {("reuse-mapcount", 1), ("reuse-mapcount", 2), ("upstream", 1)}
+    # random seed 2 reaches the vmsplice reuse within a few dozen executions
+    hit = trials[("reuse-mapcount", 2)]
+    assert hit["found"] and hit["runs"] < 200
+    assert hit["signature"].startswith("writable-shared:reuse-mapcount:")
+    clean = trials[("upstream", 1)]
+    assert not clean["found"] and clean["signature"] is None and clean["runs"] > 0
+    table = out["b.md"].read_text()
+    assert "| reuse-mapcount | writable-shared | random |" in table
+    assert "| upstream | random |" in table and table in proc.stdout
+    assert out["b.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
