@@ -11,7 +11,11 @@ ours (libFuzzer ignores them); the rest go to libFuzzer.
   extra counters, so an input that reaches a new interleaving is kept even
   when it covers no new line.
 * The custom mutator works on Programs (fuzz/mutate.py), with libFuzzer's
-  own byte mutation now and then; crossover splices two programs.
+  own byte mutation now and then; crossover splices two programs. One
+  mutation in five is a freshly generated program instead (as syzkaller
+  mixes generation with mutation): the generator knows which operations
+  combine, and without it the search stays near its first seeds -- on the
+  bug benchmark it found fewer bugs than plain random generation.
 * A violation does not stop libFuzzer: its first occurrence per signature
   is appended (one JSON line, flushed) to the results file, and fuzzing
   goes on. The campaign's worker reads that file.
@@ -29,6 +33,8 @@ import time
 import atheris
 
 NCOUNTERS = 8192
+#: share of custom mutations that generate a new program instead of editing one
+GENERATE = 0.2
 
 
 def _parse_own_args(argv):
@@ -47,6 +53,7 @@ def main() -> None:
         from model.variants import get_variant
     from fuzz.bytecodec import decode, encode
     from fuzz.executor import execute
+    from fuzz.generate import random_program
     from fuzz.mutate import crossover, mutate
     from fuzz.signature import signature
     from fuzz.textcodec import format_program
@@ -81,6 +88,8 @@ def main() -> None:
 
     def custom_mutator(data: bytes, max_size: int, seed: int) -> bytes:
         rng = random.Random(seed)
+        if rng.random() < GENERATE:
+            return encode(random_program(rng, max_threads=3, max_ops=6))[:max_size]
         if rng.random() < 0.15:
             return atheris.Mutate(data, max_size)
         return encode(mutate(rng, decode(data)))[:max_size]

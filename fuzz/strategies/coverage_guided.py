@@ -125,6 +125,7 @@ class LibFuzzer:
         cmd = [*harness_command(self.workdir), "--variant", s.variant_name,
                "--results", str(self.results), f"-seed={self.rng.randrange(1, 2**31)}",
                "-reload=1", "-timeout=60", "-rss_limit_mb=4096", "-max_len=4096",
+               "-len_control=0",           # the custom mutator bounds program size itself
                "-print_final_stats=1", f"-artifact_prefix={self.workdir}/", str(self.dir)]
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
