@@ -14,8 +14,8 @@ ours (libFuzzer ignores them); the rest go to libFuzzer.
   own byte mutation now and then; crossover splices two programs. One
   mutation in five is a freshly generated program instead (as syzkaller
   mixes generation with mutation): the generator knows which operations
-  combine, and without it the search stays near its first seeds -- on the
-  bug benchmark it found fewer bugs than plain random generation.
+  combine, and without it the search stays near its first seeds (on the
+  bug benchmark, 59 of 75 (bug, trial) pairs found without, 63 with).
 * A violation does not stop libFuzzer: its first occurrence per signature
   is appended (one JSON line, flushed) to the results file, and fuzzing
   goes on. The campaign's worker reads that file.
