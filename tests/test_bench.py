@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_plan_runs_exhaustive_only_on_small_reproducers_and_clean_variants_once():
-    jobs = plan(["upstream", "reuse-mapcount", "cowpte-v4"], ["random", "exhaustive"], 3, 9.0)
+    corpus = ROOT / "corpus"
+    jobs = plan(["upstream", "reuse-mapcount", "cowpte-v4"], ["random", "exhaustive"], 3, 9.0,
+                corpus)
     by = {}
     for variant, strategy, seed, budget, target in jobs:
         assert budget == 9.0
@@ -24,7 +26,7 @@ def test_plan_runs_exhaustive_only_on_small_reproducers_and_clean_variants_once(
     assert by[("reuse-mapcount", "random")] == [(s, "writable-shared") for s in (1, 2, 3)]
     assert [s for s, _ in by[("cowpte-v4", "random")]] == [1, 2, 3]
     for variant in ("reuse-mapcount", "cowpte-v4"):
-        small = reproducer_size(variant) <= SMALL_REPRODUCER
+        small = reproducer_size(variant, corpus) <= SMALL_REPRODUCER
         assert ((variant, "exhaustive") in by) == small
 
 

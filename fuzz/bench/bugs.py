@@ -9,7 +9,8 @@ executions and seconds to the first violation (a miss counts as the
 budget, so a p90 of ">budget" means more than a tenth missed). Every correct
 variant (no expected oracle) runs the budget once per strategy and reports
 its executions and whatever it found. The exhaustive strategy runs only
-where the bug's reproducer is small (at most 4 operations).
+where the bug's reproducer (``corpus/<variant>/`` in the working directory)
+is small (at most 4 operations).
 
 Trials run in a process pool (``--jobs``); the results go to JSON, a
 Markdown table, and a plot of the fraction of (bug, trial) pairs found
@@ -31,14 +32,16 @@ from fuzz.textcodec import read_program
 from model.variants import VARIANTS
 
 DEFAULT_STRATEGIES = ("coverage", "random", "pct", "exhaustive")
-CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+#: where the hand-written reproducers are (relative to the working directory, as the
+#: campaign's default corpus is): their size decides where exhaustive search runs
+CORPUS = Path("corpus")
 #: the exhaustive strategy takes on bugs whose reproducer has at most this many operations
 SMALL_REPRODUCER = 4
 
 
-def reproducer_size(variant: str) -> int | None:
+def reproducer_size(variant: str, corpus: Path = CORPUS) -> int | None:
     """Operations of the smallest hand-written reproducer, if the variant has one."""
-    folder = CORPUS / variant
+    folder = corpus / variant
     sizes = []
     for path in sorted(folder.glob("*.cow")) if folder.is_dir() else ():
         try:
@@ -48,14 +51,14 @@ def reproducer_size(variant: str) -> int | None:
     return min(sizes) if sizes else None
 
 
-def plan(variants, strategies, trials: int, budget: float) -> list[tuple]:
+def plan(variants, strategies, trials: int, budget: float, corpus: Path = CORPUS) -> list[tuple]:
     """(variant, strategy, seed, budget, target) for every trial to run."""
     jobs = []
     for name in variants:
         target = VARIANTS[name].expected_oracle
         for strategy in strategies:
             if strategy == "exhaustive" and target is not None and \
-                    (reproducer_size(name) or 99) > SMALL_REPRODUCER:
+                    (reproducer_size(name, corpus) or 99) > SMALL_REPRODUCER:
                 continue
             for seed in range(1, (trials if target is not None else 1) + 1):
                 jobs.append((name, strategy, seed, budget, target))
@@ -138,6 +141,9 @@ def bench_main(args) -> int:
     """The ``cowfuzz bench`` command."""
     variants = args.variants or [n for n in VARIANTS]
     strategies = args.strategies or list(DEFAULT_STRATEGIES)
+    if "exhaustive" in strategies and not CORPUS.is_dir():
+        print(f"cowfuzz: no {CORPUS}/ in {Path.cwd()}: without the reproducers' sizes, "
+              "exhaustive runs only on the correct variants", file=sys.stderr)
 
     def progress(done, total, t):
         what = f"{t['runs']:,} runs, {t['seconds']:.1f} s" if t["found"] else \
