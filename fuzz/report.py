@@ -74,11 +74,9 @@ def _named_objects(violation) -> tuple[list, set]:
 
 
 def _step_objects(trace, step) -> str:
-    parts = []
-    if step.ctx:
-        parts.append(f"mm={step.ctx[0]}")
-        if len(step.ctx) > 1 and step.ctx[1] is not None:
-            parts.append(f"va={step.ctx[1]}")
+    """The trace's ``mm= va=``, plus the page and PTE table the step changed."""
+    base = trace.step_objects(step)
+    parts = [base] if base else []
     pfn = table = None
     for obj, f, _a, _b in step.changes:
         name = obj_name(obj)
