@@ -41,14 +41,14 @@ from fuzz.store import Corpus, CrashStore
 from fuzz.textcodec import format_program, parse_program
 from fuzz.token import make_token
 from fuzz.worker import worker_main
-from model.variants import get_variant
+from model.variants import get_variant, load_designs
 
 _MP = multiprocessing.get_context("spawn")
 
 
 @dataclass
 class CampaignConfig:
-    variant: str
+    variant: str                      # the design's registered name
     strategy: str = "coverage"
     seconds: float | None = 60.0
     runs: int | None = None
@@ -60,6 +60,9 @@ class CampaignConfig:
     minimize_seconds: float = 60.0
     stop_on_crash: bool = False       # end after the first new violation (libFuzzer's default)
     options: dict = field(default_factory=dict)
+    #: the user's designs (``file.py:Class``) that worker processes load: the command line
+    #: declared them, so loading them is the user's choice (inputs never name code)
+    designs: tuple[str, ...] = ()
 
 
 @dataclass
@@ -112,6 +115,7 @@ class _Slot:
 class Campaign:
     def __init__(self, config: CampaignConfig, reporter: Reporter | None = None):
         self.config = config
+        load_designs(config.designs)
         self.variant_cls = get_variant(config.variant)
         self.reporter = reporter or Reporter()
         self.corpus = Corpus(config.corpus_dir, warn=self.reporter.warning)
@@ -232,7 +236,8 @@ class Campaign:
             shutil.rmtree(slot.workdir, ignore_errors=True)    # a dead worker's leftovers
         slot.workdir = tempfile.mkdtemp(prefix=f"worker{slot.index}-", dir=self.workroot)
         slot.proc = _MP.Process(target=worker_main,
-                                args=(slot.index, self.config.variant, slot.workdir, child),
+                                args=(slot.index, self.config.variant, self.config.designs,
+                                      slot.workdir, child),
                                 name=f"cowfuzz-worker-{slot.index}", daemon=True)
         slot.proc.start()
         child.close()
@@ -343,8 +348,8 @@ class Campaign:
             self.minimizer = _MP.Pool(1)
         text = (folder / "input.cow").read_text()
         self.minimizing[sig] = self.minimizer.apply_async(
-            minimize_job, (text, self.config.variant, sig, self.config.minimize_seconds,
-                           _read_meta(folder)))
+            minimize_job, (text, self.config.variant, self.config.designs, sig,
+                           self.config.minimize_seconds, _read_meta(folder)))
 
     def _collect_minimizations(self) -> None:
         for sig in [s for s, r in self.minimizing.items() if r.ready()]:
@@ -394,10 +399,11 @@ def _read_meta(folder: Path) -> dict:
         return {}
 
 
-def minimize_job(text: str, variant: str, sig: str, seconds: float, meta: dict):
+def minimize_job(text: str, variant: str, designs: tuple, sig: str, seconds: float, meta: dict):
     """Minimization process: returns (repro.cow text, trace.txt text, size before, after)."""
     from fuzz.minimize import minimize
     program = parse_program(text, "input.cow")
+    load_designs(designs)
     variant_cls = get_variant(variant)
     result = minimize(program, variant_cls, variant, sig, seconds=seconds)
     repro = result.program

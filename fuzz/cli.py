@@ -31,10 +31,29 @@ class UsageError(Exception):
     """Bad usage or unreadable input: one line on stderr, exit status 2."""
 
 
-def _variant(name: str):
+def _variant(name: str, where: str | None = None):
+    """The design an input names: a registered name only (inputs never load code)."""
     from model.variants import VariantError, get_variant
     try:
         return get_variant(name)
+    except VariantError as exc:
+        raise UsageError(f"{where}: {exc}" if where else str(exc)) from None
+
+
+def _declare(args) -> None:
+    """Load the designs the user declared with --designs (trusted: the command line)."""
+    from model.variants import VariantError, load_designs
+    try:
+        load_designs(getattr(args, "designs", None) or ())
+    except VariantError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _user_variant(arg: str):
+    """The design named by --variant: a registered name or the user's path.py:Class."""
+    from model.variants import VariantError, load_design
+    try:
+        return load_design(arg)
     except VariantError as exc:
         raise UsageError(str(exc)) from None
 
@@ -73,14 +92,17 @@ def cmd_run(args) -> int:
     from fuzz.executor import execute
     from fuzz.report import build_report, render_text
     from fuzz.token import make_token
+    _declare(args)
+    forced = _user_variant(args.variant).name if args.variant else None
     inputs = collect_inputs(args.inputs)
     verbose = args.trace or (len(inputs) == 1 and not args.quiet)
     worst = EXIT_CLEAN
     for label, program, token_variant in inputs:
-        names = [args.variant] if args.variant else (
+        names = [forced] if forced else (
             [v for v, _ in program.expect] or [token_variant or program.found_on or "upstream"])
-        for name in names:
-            outcome = execute(program, _variant(name))
+        classes = [_variant(name, label) for name in names]
+        for name, cls in zip(names, classes):
+            outcome = execute(program, cls)
             status = "clean" if outcome.verdict == "ok" else outcome.oracle or outcome.verdict
             if outcome.failed:
                 print(make_token(program, name))
@@ -105,9 +127,16 @@ def _single_input(arg: str):
     return inputs[0]
 
 
-def _variant_name(args, program, token_variant) -> str:
-    return args.variant or token_variant or program.found_on or \
+def _variant_of(args, label, program, token_variant):
+    """(name, class) of the design to replay an input on: --variant, else the one the
+    input names (its token, found-on line, or first expect line)."""
+    _declare(args)
+    if args.variant:
+        cls = _user_variant(args.variant)
+        return cls.name, cls
+    name = token_variant or program.found_on or \
         next((v for v, _ in program.expect), "upstream")
+    return name, _variant(name, label)
 
 
 def cmd_fuzz(args) -> int:
@@ -115,17 +144,19 @@ def cmd_fuzz(args) -> int:
     from fuzz.campaign import Campaign, CampaignConfig
     from fuzz.progress import Reporter
     from fuzz.strategies import STRATEGIES
-    _variant(args.variant)
+    _declare(args)
+    variant_cls = _user_variant(args.variant)
     if args.strategy not in STRATEGIES:
         raise UsageError(f"unknown strategy {args.strategy!r} (known: {', '.join(STRATEGIES)})")
     for flag, value in (("--time", args.time), ("--runs", args.runs), ("--jobs", args.jobs)):
         if value is not None and value <= 0:
             raise UsageError(f"{flag} must be positive")
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
-    slug = _variant_slug(args.variant)
+    slug = variant_cls.name
     seconds = args.time if args.time is not None else (None if args.runs else 60.0)
     config = CampaignConfig(
-        variant=args.variant, strategy=args.strategy, seconds=seconds, runs=args.runs,
+        variant=variant_cls.name, designs=_declared_specs(),
+        strategy=args.strategy, seconds=seconds, runs=args.runs,
         jobs=args.jobs, seed=seed,
         corpus_dir=Path(args.corpus) if args.corpus else Path("corpus") / slug,
         crashes_dir=Path(args.crashes) if args.crashes else Path("crashes") / slug,
@@ -139,12 +170,10 @@ def cmd_fuzz(args) -> int:
     return EXIT_FOUND if stats.violations else EXIT_CLEAN
 
 
-def _variant_slug(name: str) -> str:
-    """A directory name for a variant (a user's ``path/file.py:Class`` -> ``file-Class``)."""
-    if ":" not in name:
-        return name
-    where, _, cls = name.rpartition(":")
-    return f"{Path(where).stem}-{cls}"
+def _declared_specs() -> tuple[str, ...]:
+    """Specs that load, in another process, every design the user declared here."""
+    from model.variants import VARIANTS, declared_specs
+    return tuple(declared_specs(VARIANTS.values()))
 
 
 def cmd_minimize(args) -> int:
@@ -152,9 +181,9 @@ def cmd_minimize(args) -> int:
     from fuzz.textcodec import format_program
     from fuzz.token import make_token
     label, program, token_variant = _single_input(args.input)
-    name = _variant_name(args, program, token_variant)
+    name, variant_cls = _variant_of(args, label, program, token_variant)
     try:
-        result = minimize(program, _variant(name), name, seconds=args.time)
+        result = minimize(program, variant_cls, name, seconds=args.time)
     except ValueError as exc:
         raise UsageError(f"{label}: {exc} ({name})") from None
 
@@ -178,8 +207,8 @@ def cmd_explore(args) -> int:
     from fuzz.strategies.exhaustive import explore
     from fuzz.token import make_token
     label, program, token_variant = _single_input(args.input)
-    name = _variant_name(args, program, token_variant)
-    result = explore(program.with_schedule(()), _variant(name), args.bound,
+    name, variant_cls = _variant_of(args, label, program, token_variant)
+    result = explore(program.with_schedule(()), variant_cls, args.bound,
                      max_schedules=args.max_schedules, seconds=args.time)
     if result.failure is not None:
         failing = program.with_schedule(result.failure.schedule)
@@ -192,8 +221,9 @@ def cmd_explore(args) -> int:
 def cmd_bench(args) -> int:
     from fuzz.bench.bugs import bench_main
     from fuzz.strategies import STRATEGIES
-    for name in args.variants or ():
-        _variant(name)
+    _declare(args)
+    if args.variants:
+        args.variants = [_user_variant(name).name for name in args.variants]
     for name in args.strategies or ():
         if name not in STRATEGIES:
             raise UsageError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
@@ -205,10 +235,13 @@ def cmd_bench(args) -> int:
 def cmd_report(args) -> int:
     from fuzz.html_report import write_report
     from fuzz.textcodec import ParseError
-    if args.variant:
-        _variant(args.variant)
+    from model.variants import VariantError
+    _declare(args)
+    variant = _user_variant(args.variant).name if args.variant else None
     try:
-        status = write_report(args.input, args.output, args.variant)
+        status = write_report(args.input, args.output, variant)
+    except VariantError as exc:
+        raise UsageError(f"{args.input}: {exc}") from None
     except ParseError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
@@ -240,6 +273,7 @@ def cmd_strategies(args) -> int:
 
 def cmd_variants(args) -> int:
     from model.variants import VARIANTS
+    _declare(args)
     width = max(len(n) for n in VARIANTS)
     for name, cls in VARIANTS.items():
         bug = f"  [bug: {cls.expected_oracle}]" if cls.expected_oracle else ""
@@ -251,13 +285,18 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="cowfuzz", description="Fuzz the Linux kernel's "
                                  "copy-on-write designs for concurrency bugs.")
     sub = ap.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="replay programs deterministically")
+    designs = argparse.ArgumentParser(add_help=False)
+    designs.add_argument("--designs", nargs="+", metavar="FILE.py:CLASS", default=[],
+                         help="load these designs of your own (a .cow file or token names a "
+                              "design by its name; it never loads one)")
+    parents = [designs]
+    run = sub.add_parser("run", help="replay programs deterministically", parents=parents)
     run.add_argument("inputs", nargs="+", help=".cow files, directories, or replay tokens")
     run.add_argument("--variant", help="run on this variant (default: the file's expect lines)")
     run.add_argument("--trace", action="store_true", help="print every trace")
     run.add_argument("-q", "--quiet", action="store_true", help="one line per run")
     run.set_defaults(func=cmd_run)
-    fz = sub.add_parser("fuzz", help="run a fuzzing campaign")
+    fz = sub.add_parser("fuzz", help="run a fuzzing campaign", parents=parents)
     fz.add_argument("--variant", default=DEFAULT_VARIANT,
                     help=f"the design to fuzz (default {DEFAULT_VARIANT}; see 'cowfuzz variants')")
     fz.add_argument("--strategy", default="coverage", help="search strategy (default coverage; "
@@ -277,20 +316,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="end the campaign after the first new violation")
     fz.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     fz.set_defaults(func=cmd_fuzz)
-    mn = sub.add_parser("minimize", help="shrink a failing program, keeping its signature")
+    mn = sub.add_parser("minimize", help="shrink a failing program, keeping its signature", parents=parents)
     mn.add_argument("input", help="a .cow file or a replay token")
     mn.add_argument("-o", "--output", help="write the result here (default: stdout)")
     mn.add_argument("--variant", help="default: the token's variant, else the file's found-on")
     mn.add_argument("--time", type=float, default=120.0, metavar="SEC", help="time cap")
     mn.set_defaults(func=cmd_minimize)
-    ex = sub.add_parser("explore", help="run one program under every schedule up to a bound")
+    ex = sub.add_parser("explore", help="run one program under every schedule up to a bound", parents=parents)
     ex.add_argument("input", help="a .cow file or a replay token")
     ex.add_argument("--bound", type=int, default=2, help="most preemptions (default 2)")
     ex.add_argument("--variant", help="default: the token's variant, else the file's found-on")
     ex.add_argument("--max-schedules", type=int, metavar="N", help="stop after N schedules")
     ex.add_argument("--time", type=float, metavar="SEC", help="stop after SEC seconds")
     ex.set_defaults(func=cmd_explore)
-    bn = sub.add_parser("bench", help="the bug benchmark: strategies against known bugs")
+    bn = sub.add_parser("bench", help="the bug benchmark: strategies against known bugs", parents=parents)
     bn.add_argument("--variants", nargs="+", metavar="V", help="default: every variant")
     bn.add_argument("--strategies", nargs="+", metavar="S",
                     help="default: coverage random pct exhaustive")
@@ -302,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--markdown", metavar="OUT", help="write the table as Markdown")
     bn.add_argument("--plot", metavar="OUT.png", help="plot bugs found against time")
     bn.set_defaults(func=cmd_bench)
-    rp = sub.add_parser("report", help="write the HTML report of a program's run")
+    rp = sub.add_parser("report", help="write the HTML report of a program's run", parents=parents)
     rp.add_argument("input", help="a .cow file")
     rp.add_argument("-o", "--output", required=True, metavar="OUT.html")
     rp.add_argument("--variant", help="default: the file's found-on, else its expect lines")
@@ -311,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("dir", help="the campaign folder (the crash folder, e.g. crashes/<variant>)")
     pl.add_argument("-o", "--output", help="default: DIR/campaign.png")
     pl.set_defaults(func=cmd_plot)
-    var = sub.add_parser("variants", help="list the designs")
+    var = sub.add_parser("variants", help="list the designs", parents=parents)
     var.set_defaults(func=cmd_variants)
     stg = sub.add_parser("strategies", help="list the search strategies")
     stg.set_defaults(func=cmd_strategies)

@@ -40,6 +40,8 @@ GENERATE = 0.2
 def _parse_own_args(argv):
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--variant", default="upstream")
+    ap.add_argument("--design", action="append", default=[],
+                    help="a design of the user's to load (file.py:Class), repeatable")
     ap.add_argument("--results", default=None)
     ap.add_argument("--features", choices=("on", "off"), default="on")
     own, rest = ap.parse_known_args(argv[1:])
@@ -50,7 +52,7 @@ def main() -> None:
     own, lf_argv = _parse_own_args(sys.argv)
     with atheris.instrument_imports(include=["model"]):
         import model  # noqa: F401
-        from model.variants import get_variant
+        from model.variants import get_variant, load_designs
     from fuzz.bytecodec import decode, encode
     from fuzz.executor import execute
     from fuzz.generate import random_program
@@ -58,6 +60,7 @@ def main() -> None:
     from fuzz.signature import signature
     from fuzz.textcodec import format_program
 
+    load_designs(own.design)
     variant_cls = get_variant(own.variant)
     counters = [atheris._reserve_counter() for _ in range(NCOUNTERS)] \
         if own.features == "on" else []

@@ -7,6 +7,13 @@ checks the recorded verdict ("clean", or the oracle that must fire). A
 failing item prints the crash report (fuzz/report.py). A file that does not
 parse is a collection error naming the file and line; a file without
 expectations (a campaign's queue entry) is skipped.
+
+A .cow file names designs by their registered names only; it never loads
+code. Designs of your own are declared in the pytest configuration,
+resolved relative to the file that declares them::
+
+    [pytest]
+    cowfuzz_designs = designs/my_design.py:MyDesign
 """
 
 from __future__ import annotations
@@ -14,6 +21,21 @@ from __future__ import annotations
 import pytest
 
 from fuzz.textcodec import ParseError, read_program
+
+
+def pytest_addoption(parser):
+    parser.addini("cowfuzz_designs", type="linelist", default=[],
+                  help="cowfuzz designs of your own (path/to/file.py:Class, relative to the "
+                       "configuration file), for the .cow files that name them")
+
+
+def pytest_configure(config):
+    from model.variants import VariantError, load_designs
+    base = config.inipath.parent if config.inipath else config.rootpath
+    try:
+        load_designs(config.getini("cowfuzz_designs"), base)
+    except VariantError as exc:
+        raise pytest.UsageError(f"cowfuzz_designs: {exc}") from None
 
 
 def pytest_collect_file(parent, file_path):
@@ -53,8 +75,12 @@ class CowItem(pytest.Item):
     def runtest(self) -> None:
         from fuzz.executor import execute
         from fuzz.report import build_report, render_text
-        from model.variants import get_variant
-        outcome = execute(self.program, get_variant(self.variant))
+        from model.variants import VariantError, get_variant
+        try:
+            variant_cls = get_variant(self.variant)
+        except VariantError as exc:
+            raise VerdictMismatch(f"{self.path}: {exc}") from None
+        outcome = execute(self.program, variant_cls)
         got = "clean" if not outcome.failed else (outcome.oracle or outcome.verdict)
         if got == self.verdict:
             return

@@ -17,6 +17,7 @@ from fuzz.executor import execute
 from fuzz.linecov import LineCoverage
 from fuzz.signature import signature
 from fuzz.textcodec import ParseError, format_program, parse_program
+from model.variants import declared_specs
 
 #: share of a slice spent tracing new corpus entries for line coverage
 LINECOV_BUDGET = 0.05
@@ -82,6 +83,8 @@ class Session:
     def __init__(self, variant_cls, variant_name: str, workdir=None):
         self.variant_cls = variant_cls
         self.variant_name = variant_name
+        #: how a strategy's own processes load the design, when it is the user's
+        self.designs = tuple(declared_specs([variant_cls]))
         self.workdir = workdir           # private scratch space (the coverage strategy's)
         self.corpus: list = []
         self.features: set[int] = set()

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 from fuzz.program import (ARG_DOMAINS, FILE_PAGES, KINDS, OPS, POPULATE, PROTS, Mapping, Op,
                           Program, ThreadSpec, validate_op)
+from model.errors import oracle_names
 from model.pgtable import USER_PAGES
+from model.variants import is_design_name
 
 FORMAT_VERSION = 1
 HEADER = f"cowfuzz {FORMAT_VERSION}"
@@ -37,6 +39,29 @@ class ParseError(ValueError):
         self.where = where
         self.line = line
         self.what = what
+
+
+#: verdicts an ``expect`` line may record besides an oracle's name
+PLAIN_VERDICTS = ("clean", "model-error")
+
+
+def _design(word: str) -> str:
+    """A design name (never a path or module: a .cow file cannot load code)."""
+    if not is_design_name(word):
+        raise ValueError(f"{_short(word)!r} is not a variant name (a .cow file names a design "
+                         "by its registered name; --designs declares your own)")
+    return word
+
+
+def _verdict(word: str) -> str:
+    if word not in PLAIN_VERDICTS and word not in oracle_names():
+        raise ValueError(f"unknown verdict {_short(word)!r} (clean, model-error or an oracle: "
+                         f"{', '.join(sorted(oracle_names()))})")
+    return word
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _int(word: str, what: str) -> int:
@@ -127,6 +152,7 @@ def parse_program(text: str, where: str = "<string>") -> Program:
     found_on, faults, file_pages = None, False, FILE_PAGES
     cur_pid, cur_ops = None, []
     seen_header = False
+    once: dict[str, int] = {}                # lines that may appear once -> where they did
 
     def flush():
         if cur_pid is not None:
@@ -148,6 +174,10 @@ def parse_program(text: str, where: str = "<string>") -> Program:
                 continue
             key = words[0]
             indented = raw[:1].isspace()
+            if not indented and key in ("found-on", "faults", "file-pages", "schedule"):
+                if key in once:
+                    raise ValueError(f"a second {key} line (the first is line {once[key]})")
+                once[key] = lineno
             if indented:
                 if cur_pid is None:
                     raise ValueError("operation outside a thread (add 'thread <pid>' above it)")
@@ -171,11 +201,14 @@ def parse_program(text: str, where: str = "<string>") -> Program:
             elif key == "expect":
                 if len(words) != 3:
                     raise ValueError("expect takes: variant verdict (clean or an oracle name)")
-                expect.append((words[1], words[2]))
+                variant, verdict = _design(words[1]), _verdict(words[2])
+                if any(v == variant for v, _ in expect):
+                    raise ValueError(f"a second expect line for {variant}")
+                expect.append((variant, verdict))
             elif key == "found-on":
                 if len(words) != 2:
                     raise ValueError("found-on takes one variant name")
-                found_on = words[1]
+                found_on = _design(words[1])
             elif key == "faults":
                 if words[1:] not in (["on"], ["off"]):
                     raise ValueError("faults takes 'on' or 'off'")

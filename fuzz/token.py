@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from fuzz.textcodec import FORMAT_VERSION, format_program, parse_program
+from model.variants import is_design_name
 
 PREFIX = f"cowfuzz{FORMAT_VERSION}"
 
@@ -51,6 +52,9 @@ def parse_token(token: str):
         raise TokenError(f"not a cowfuzz replay token (expected {PREFIX}:<version>:<variant>:...)")
     version, blob = parts[1], parts[-1]
     variant = ":".join(parts[2:-1])
+    if not is_design_name(variant):
+        raise TokenError("the token's variant is not a variant name (a token names a design "
+                         "by its registered name only)")
     try:
         text = zlib.decompress(base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))).decode()
     except (binascii.Error, zlib.error, UnicodeDecodeError) as exc:

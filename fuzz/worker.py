@@ -23,11 +23,13 @@ def slice_rng(seed: int, slot: int, slice_no: int) -> random.Random:
     return random.Random(f"cowfuzz:{seed}:{slot}:{slice_no}")
 
 
-def worker_main(slot: int, variant: str, workdir: str, conn) -> None:
-    """Process entry point (multiprocessing target). ``workdir`` belongs to the
-    coordinator, which removes it even when the worker is killed."""
+def worker_main(slot: int, variant: str, designs: tuple, workdir: str, conn) -> None:
+    """Process entry point (multiprocessing target). ``designs`` are the user's design
+    specs the command line declared; ``workdir`` belongs to the coordinator, which
+    removes it even when the worker is killed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)        # the coordinator handles Ctrl-C
-    from model.variants import get_variant
+    from model.variants import get_variant, load_designs
+    load_designs(designs)
     variant_cls = get_variant(variant)
     session = Session(variant_cls, variant, workdir)
     session.on_heartbeat = lambda beat: conn.send(replace(beat, slot=slot))

@@ -79,6 +79,17 @@ class Livelock(Violation):
     oracle = "livelock"
 
 
+def oracle_names() -> set[str]:
+    """Every oracle a verdict can name (a design may add its own Violation subclass)."""
+    names, todo = set(), [Violation]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.oracle)
+        todo.extend(cls.__subclasses__())
+    names.discard(Violation.oracle)
+    return names
+
+
 def VM_BUG_ON(cond: bool, what: str, **objects) -> None:
     """include/linux/mmdebug.h:VM_BUG_ON -- the kernel's own assertion."""
     if cond:

@@ -16,10 +16,11 @@ from fuzz.executor import execute
 from fuzz.signature import signature
 from fuzz.textcodec import parse_program
 from fuzz.token import parse_token
-from model.variants import get_variant
+from model.variants import get_variant, load_design
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANTED = f"{Path(__file__).with_name('planted.py')}:GupFastNoSeqcount"
+PLANTED_NAME = load_design(PLANTED).name
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 CRASH_FILES = {"signature.txt", "input.cow", "trace.txt", "token.txt", "meta.json",
                "report.html"}
@@ -77,7 +78,7 @@ def test_crash_is_saved_before_it_is_reported_then_minimized(tmp_path):
             # the moment the crash is reported, its folder is complete on disk
             folder = Path(line.rsplit("-> ", 1)[1].split()[0])
             assert_complete_crash_folder(tmp_path / folder if not folder.is_absolute()
-                                         else folder, PLANTED)
+                                         else folder, PLANTED_NAME)
     proc.wait(timeout=120)
     err = proc.stderr.read()
     assert proc.returncode == 1, err
@@ -90,7 +91,7 @@ def test_crash_is_saved_before_it_is_reported_then_minimized(tmp_path):
     folders = list((tmp_path / "crashes").iterdir())
     folders = [f for f in folders if f.is_dir()]
     assert len(folders) == 1
-    assert_complete_crash_folder(folders[0], PLANTED)
+    assert_complete_crash_folder(folders[0], PLANTED_NAME)
     repro = parse_program((folders[0] / "repro.cow").read_text())
     assert repro.op_count() <= 3 and repro.preemptions() <= 2
     assert repro.expect[0][1] == "VM_BUG_ON"
@@ -119,7 +120,7 @@ def test_sigkill_loses_nothing_and_the_campaign_resumes(tmp_path):
     assert _group_gone(proc.pid, 30), "workers outlived their coordinator"
     crashes = [f for f in (tmp_path / "crashes").iterdir() if f.is_dir()]
     assert len(crashes) == 1 and not crashes[0].name.startswith(".")
-    assert_complete_crash_folder(crashes[0], PLANTED)
+    assert_complete_crash_folder(crashes[0], PLANTED_NAME)
     queue = list((tmp_path / "corpus" / "queue").glob("*.cow"))
     assert queue
     for path in queue:                  # every corpus entry is whole
@@ -131,7 +132,7 @@ def test_sigkill_loses_nothing_and_the_campaign_resumes(tmp_path):
     first = again.stderr.splitlines()[0]
     assert f"({len(queue)} entries)" in first and "(1 known)" in first
     assert again.stdout.splitlines()[-1].startswith("cowfuzz: DONE ")
-    assert_complete_crash_folder(crashes[0], PLANTED)
+    assert_complete_crash_folder(crashes[0], PLANTED_NAME)
     assert (crashes[0] / "repro.cow").exists()         # the resumed run finished minimizing
 
 

@@ -44,7 +44,10 @@ def test_run_prints_token_trace_and_verdict_of_a_violation(tmp_path):
     assert out[0].startswith("cowfuzz1:")
     assert out[1].startswith("BUG: cowfuzz: VM_BUG_ON in ")
     assert any(line.startswith("Verdict: VM_BUG_ON: pinned anon page") for line in out)
-    again = cowfuzz("run", out[0])                   # the token alone replays it
+    refused = cowfuzz("run", out[0])                 # a token never loads a design
+    assert refused.returncode == 2 and "unknown variant 'planted-gup-fast-no-seqcount'" \
+        in refused.stderr and len(refused.stderr.splitlines()) == 1
+    again = cowfuzz("run", out[0], "--designs", PLANTED)   # declared: the token replays it
     assert again.returncode == 1
     assert again.stdout.splitlines()[1:] == out[1:-1] + [again.stdout.splitlines()[-1]]
 

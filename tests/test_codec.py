@@ -66,7 +66,7 @@ def test_encode_then_decode_is_identity_within_bounds(program):
 
 
 @SETTINGS
-@given(programs(), st.sampled_from(["upstream", "tests/planted.py:GupFastNoSeqcount"]))
+@given(programs(), st.sampled_from(["upstream", "planted-gup-fast-no-seqcount", "my.design_2-b"]))
 def test_token_round_trip(program, variant):
     back, name, version = parse_token(make_token(program, variant))
     assert back == program and name == variant
@@ -80,6 +80,14 @@ def test_token_round_trip(program, variant):
     ("cowfuzz 1\n  write 0\n", 2, "operation outside a thread"),
     ("cowfuzz 1\nthread 0\n  pin 0 0 rw\n", 3, "pin takes 5 arguments"),
     ("cowfuzz 1\nschedule 0 x\n", 2, "schedule choice must be an integer"),
+    ("cowfuzz 1\nfound-on my.py:X\n", 2, "'my.py:X' is not a variant name"),
+    ("cowfuzz 1\nexpect os:system clean\n", 2, "'os:system' is not a variant name"),
+    ("cowfuzz 1\nexpect upstream sometimes\n", 2, "unknown verdict 'sometimes'"),
+    ("cowfuzz 1\nexpect upstream clean\nexpect upstream isolation\n", 3,
+     "a second expect line for upstream"),
+    ("cowfuzz 1\nfound-on upstream\nfound-on dirty-cow\n", 3,
+     "a second found-on line (the first is line 2)"),
+    ("cowfuzz 1\nschedule 1\nschedule 0\n", 3, "a second schedule line"),
 ])
 def test_parse_errors_name_file_and_line(text, line, what):
     with pytest.raises(ParseError) as info:

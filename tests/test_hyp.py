@@ -11,10 +11,10 @@ from hypothesis.stateful import run_state_machine_as_test
 from fuzz.token import parse_token
 from fuzz.hyp import KernelMachine, ProgramFailed, check, programs, schedules
 from model.kernel import Kernel
-from model.variants import get_variant
+from model.variants import load_design
 
-PLANTED = get_variant(f"{Path(__file__).with_name('planted.py')}:GupFastNoSeqcount")
-SEQUENTIAL = get_variant(f"{Path(__file__).with_name('planted.py')}:RoPinNoUnshare")
+PLANTED = load_design(f"{Path(__file__).with_name('planted.py')}:GupFastNoSeqcount")
+SEQUENTIAL = load_design(f"{Path(__file__).with_name('planted.py')}:RoPinNoUnshare")
 QUICK = settings(max_examples=60, deadline=None, database=None,
                  suppress_health_check=[HealthCheck.too_slow])
 

@@ -10,10 +10,12 @@ from fuzz.executor import execute
 from fuzz.minimize import minimize, size
 from fuzz.signature import signature
 from fuzz.textcodec import format_program, parse_program
-from model.variants import get_variant
+from model.variants import load_design
 
 PLANTED_NAME = f"{Path(__file__).with_name('planted.py')}:GupFastNoSeqcount"
-PLANTED = get_variant(PLANTED_NAME)
+PLANTED_SPEC = PLANTED_NAME
+PLANTED = load_design(PLANTED_SPEC)
+PLANTED_NAME = PLANTED.name
 
 #: the planted bug with padding everywhere: extra mappings, operations before and
 #: after the race, a forked child's thread, a bystander thread, four preemptions
@@ -79,7 +81,7 @@ def test_cli_minimize_writes_the_result_and_prints_sizes(tmp_path):
     src.write_text(PADDED)
     out = tmp_path / "min.cow"
     proc = subprocess.run([sys.executable, "-m", "fuzz.cli", "minimize", str(src), "-o", str(out),
-                           "--variant", PLANTED_NAME], capture_output=True, text=True)
+                           "--variant", PLANTED_SPEC], capture_output=True, text=True)
     assert proc.returncode == 1, proc.stderr            # the result still shows the bug
     assert "14 operations, 4 threads, 4 preemptions -> 2 operations, 2 threads, 1 preemptions" \
         in proc.stderr

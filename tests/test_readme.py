@@ -30,9 +30,9 @@ def test_readme_example_variant_runs_and_is_caught(tmp_path):
     case = ROOT / "corpus/upstream/cowc-05-vmsplice-unmap-in-child-base-page.cow"
     run = cowfuzz("run", case, "--variant", variant, cwd=tmp_path)
     assert run.returncode == 1, run.stderr
-    assert "on my_design.py:ReuseByMapcount: writable-shared" in run.stdout
+    assert "on reuse-by-mapcount: writable-shared" in run.stdout
     campaign = cowfuzz("fuzz", "--variant", variant, "--strategy", "random", "--time", 60,
                        "--seed", 1, "--stop-on-crash", "--minimize-time", 10, cwd=tmp_path)
     assert campaign.returncode == 1, campaign.stderr
     assert " CRASH writable-shared:" in campaign.stdout
-    assert list((tmp_path / "crashes" / "my_design-ReuseByMapcount").glob("*/repro.cow"))
+    assert list((tmp_path / "crashes" / "reuse-by-mapcount").glob("*/repro.cow"))

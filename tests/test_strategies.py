@@ -13,9 +13,9 @@ from fuzz.strategies.exhaustive import explore
 from fuzz.textcodec import parse_program
 from fuzz.worker import slice_rng
 from model.kernel import Kernel
-from model.variants import get_variant
+from model.variants import load_design
 
-PLANTED = f"{Path(__file__).with_name('planted.py')}:GupFastNoSeqcount"
+PLANTED = load_design(f"{Path(__file__).with_name('planted.py')}:GupFastNoSeqcount")
 #: where the planted bug fires and what it says
 PLANTED_SIG_SUFFIX = ":gup_fast:pinned anon page pfnN is not PageAnonExclusive"
 MINIMAL = """cowfuzz 1
@@ -41,7 +41,7 @@ def hunt(strategy: str, seed: int, budget: int, tmp_path) -> Session:
     """Run ``strategy`` until it finds something or ``budget`` is spent: executions in
     slices of 2,000 (deterministic for a seed), or seconds in slices of 10 for the
     coverage strategy (libFuzzer's pace is the machine's)."""
-    session = HuntSession(get_variant(PLANTED), PLANTED, tmp_path)
+    session = HuntSession(PLANTED, PLANTED.name, tmp_path)
     timed = strategy == "coverage"
     spent, slice_no = 0, 0
     try:
@@ -71,8 +71,8 @@ def test_strategy_finds_the_planted_bug(strategy, seed, budget, tmp_path):
     # what the strategy reports replays to the same violation
     from fuzz.executor import execute
     from fuzz.signature import signature
-    outcome = execute(parse_program(found.program), get_variant(PLANTED))
-    assert signature(outcome, PLANTED) == found.signature
+    outcome = execute(parse_program(found.program), PLANTED)
+    assert signature(outcome, PLANTED.name) == found.signature
 
 
 def test_all_strategies_are_covered():
@@ -80,7 +80,7 @@ def test_all_strategies_are_covered():
 
 
 def test_exhaustive_finds_the_bug_at_one_preemption():
-    result = explore(parse_program(MINIMAL), get_variant(PLANTED), bound=2)
+    result = explore(parse_program(MINIMAL), PLANTED, bound=2)
     assert result.failure is not None and result.failure.oracle == "VM_BUG_ON"
     assert sum(1 for c in result.failing_schedule if c) == 1
     assert result.per_level[0] == 1                # the non-preemptive run is clean

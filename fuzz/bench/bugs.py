@@ -29,7 +29,7 @@ from pathlib import Path
 
 from fuzz.bench.trials import run_trial
 from fuzz.textcodec import read_program
-from model.variants import VARIANTS
+from model.variants import VARIANTS, declared_specs, load_designs
 
 DEFAULT_STRATEGIES = ("coverage", "random", "pct", "exhaustive")
 #: where the hand-written reproducers are (relative to the working directory, as the
@@ -126,7 +126,9 @@ def run(variants, strategies, trials: int, budget: float, jobs: int, progress=No
     work = plan(variants, strategies, trials, budget)
     results = []
     ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+    designs = tuple(declared_specs(VARIANTS[name] for name in variants))
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=load_designs,
+                                                initargs=(designs,)) as pool:
         futures = {pool.submit(_run, job): job for job in work}
         for future in concurrent.futures.as_completed(futures):
             result = future.result()

@@ -30,6 +30,8 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--cap", type=float, default=120.0, help="seconds per (strategy, seed)")
     args = ap.parse_args(argv)
+    from model.variants import load_design
+    args.variant = load_design(args.variant).name
     print(f"variant {args.variant}; {args.seeds} seeds; cap {args.cap:g} s per run; one core")
     rows = []
     for name in args.strategies:

@@ -122,7 +122,8 @@ class LibFuzzer:
         self.slice_base = 0                    # ... when the current slice began
         self.results_offset = 0
         s = self.session
-        cmd = [*harness_command(self.workdir), "--variant", s.variant_name,
+        designs = [arg for spec in s.designs for arg in ("--design", spec)]
+        cmd = [*harness_command(self.workdir), "--variant", s.variant_name, *designs,
                "--results", str(self.results), f"-seed={self.rng.randrange(1, 2**31)}",
                "-reload=1", "-timeout=60", "-rss_limit_mb=4096", "-max_len=4096",
                "-len_control=0",           # the custom mutator bounds program size itself
