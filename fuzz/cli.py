@@ -60,8 +60,8 @@ def _user_variant(arg: str):
 
 def collect_inputs(args) -> list:
     """FILE, DIR (every *.cow below it) or replay TOKEN -> [(label, program, token variant)]."""
-    from fuzz.textcodec import ParseError, read_program
-    from fuzz.token import TokenError, is_token, model_version, parse_token
+    from fuzz.program.textcodec import ParseError, read_program
+    from fuzz.program.replay_token import TokenError, is_token, model_version, parse_token
     out = []
     for arg in args:
         if is_token(arg):
@@ -89,9 +89,9 @@ def collect_inputs(args) -> list:
 
 
 def cmd_run(args) -> int:
-    from fuzz.executor import execute
-    from fuzz.report import build_report, render_text
-    from fuzz.token import make_token
+    from fuzz.runtime.executor import execute
+    from fuzz.triage.report import build_report, render_text
+    from fuzz.program.replay_token import make_token
     _declare(args)
     forced = _user_variant(args.variant).name if args.variant else None
     inputs = collect_inputs(args.inputs)
@@ -141,9 +141,9 @@ def _variant_of(args, label, program, token_variant):
 
 def cmd_fuzz(args) -> int:
     import os
-    from fuzz.campaign import Campaign, CampaignConfig
-    from fuzz.progress import Reporter
-    from fuzz.strategies import STRATEGIES
+    from fuzz.search.campaign import Campaign, CampaignConfig
+    from fuzz.search.progress import Reporter
+    from fuzz.search.strategies import STRATEGIES
     _declare(args)
     variant_cls = _user_variant(args.variant)
     if args.strategy not in STRATEGIES:
@@ -162,7 +162,7 @@ def cmd_fuzz(args) -> int:
         crashes_dir=Path(args.crashes) if args.crashes else Path("crashes") / slug,
         slice_seconds=args.slice, minimize_seconds=args.minimize_time,
         stop_on_crash=args.stop_on_crash)
-    from fuzz.store import Busy
+    from fuzz.search.store import Busy
     try:
         stats = Campaign(config, Reporter(quiet=args.quiet)).run()
     except Busy as exc:
@@ -177,9 +177,9 @@ def _declared_specs() -> tuple[str, ...]:
 
 
 def cmd_minimize(args) -> int:
-    from fuzz.minimize import minimize
-    from fuzz.textcodec import format_program
-    from fuzz.token import make_token
+    from fuzz.triage.minimize import minimize
+    from fuzz.program.textcodec import format_program
+    from fuzz.program.replay_token import make_token
     label, program, token_variant = _single_input(args.input)
     name, variant_cls = _variant_of(args, label, program, token_variant)
     try:
@@ -194,7 +194,7 @@ def cmd_minimize(args) -> int:
           file=sys.stderr)
     text = format_program(result.program)
     if args.output:
-        from fuzz.store import atomic_write
+        from fuzz.search.store import atomic_write
         atomic_write(Path(args.output), text)
         print(f"wrote {args.output}", file=sys.stderr)
     else:
@@ -204,8 +204,8 @@ def cmd_minimize(args) -> int:
 
 
 def cmd_explore(args) -> int:
-    from fuzz.strategies.exhaustive import explore
-    from fuzz.token import make_token
+    from fuzz.triage.explore import explore
+    from fuzz.program.replay_token import make_token
     label, program, token_variant = _single_input(args.input)
     name, variant_cls = _variant_of(args, label, program, token_variant)
     result = explore(program.with_schedule(()), variant_cls, args.bound,
@@ -220,7 +220,7 @@ def cmd_explore(args) -> int:
 
 def cmd_bench(args) -> int:
     from fuzz.bench.bugs import bench_main
-    from fuzz.strategies import STRATEGIES
+    from fuzz.search.strategies import STRATEGIES
     _declare(args)
     if args.variants:
         args.variants = [_user_variant(name).name for name in args.variants]
@@ -233,8 +233,8 @@ def cmd_bench(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from fuzz.html_report import write_report
-    from fuzz.textcodec import ParseError
+    from fuzz.triage.html_report import write_report
+    from fuzz.program.textcodec import ParseError
     from model.variants import VariantError
     _declare(args)
     variant = _user_variant(args.variant).name if args.variant else None
@@ -264,7 +264,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_strategies(args) -> int:
-    from fuzz.strategies import STRATEGIES
+    from fuzz.search.strategies import STRATEGIES
     width = max(map(len, STRATEGIES))
     for name, strategy in STRATEGIES.items():
         print(f"{name:<{width}}  {strategy.description}")

@@ -22,12 +22,12 @@ from __future__ import annotations
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from fuzz.bytecodec import MAX_OPS, MAX_THREADS
-from fuzz.executor import execute
-from fuzz.generate import OP_WEIGHTS
-from fuzz.program import (ARG_DOMAINS, KINDS, MAX_PROCS, OPS, PROTS, Op, Program,
+from fuzz.program.bytecodec import MAX_OPS, MAX_THREADS
+from fuzz.runtime.executor import execute
+from fuzz.program.generate import OP_WEIGHTS
+from fuzz.program.program import (ARG_DOMAINS, KINDS, MAX_PROCS, OPS, PROTS, Op, Program,
                           ThreadSpec, fit_mapping)
-from fuzz.textcodec import format_program
+from fuzz.program.textcodec import format_program
 from model.pgtable import USER_PAGES
 
 #: operations in shrink order: Hypothesis shrinks a choice towards the first
@@ -38,7 +38,7 @@ OP_NAMES: tuple[str, ...] = ("read", "write", "fork", "pin", "unpin", "devread",
 assert set(OP_NAMES) == set(OPS)
 
 #: the default draw: operations repeated by their weight in generated programs
-#: (fuzz/generate.py), in shrink order (Hypothesis samples uniformly)
+#: (fuzz/program/generate.py), in shrink order (Hypothesis samples uniformly)
 WEIGHTED_OPS: tuple[str, ...] = tuple(name for name in OP_NAMES
                                       for _ in range(max(1, (OP_WEIGHTS[name] + 1) // 2)))
 
@@ -146,7 +146,7 @@ class ProgramFailed(AssertionError):
 
 def check(program: Program, variant_cls, variant_name: str | None = None):
     """Run ``program``; raise ProgramFailed with the replay token and trace if it fails."""
-    from fuzz.token import make_token
+    from fuzz.program.replay_token import make_token
     outcome = execute(program, variant_cls)
     if outcome.failed:
         name = variant_name or getattr(variant_cls, "name", None) or variant_cls.__name__

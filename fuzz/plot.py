@@ -1,6 +1,6 @@
 """Figures, drawn with matplotlib (imported only here, only when plotting).
 
-* ``plot_campaign``: a campaign's plot_data.csv (fuzz/progress.py) as three
+* ``plot_campaign``: a campaign's plot_data.csv (fuzz/search/progress.py) as three
   stacked panels sharing the time axis -- coverage (lines and interleaving
   features), executions per second, unique violations (``cowfuzz plot DIR``);
 * ``plot_bug_benchmark``: the fraction of (bug, trial) pairs found against time,

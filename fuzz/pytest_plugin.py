@@ -4,7 +4,7 @@ Registered as a pytest entry point (``pytest11``), so in any project where
 cowfuzz is installed, ``pytest corpus/`` or ``pytest path/to/reproducers/``
 replays every .cow file on every variant its ``expect`` lines name and
 checks the recorded verdict ("clean", or the oracle that must fire). A
-failing item prints the crash report (fuzz/report.py). A file that does not
+failing item prints the crash report (fuzz/triage/report.py). A file that does not
 parse is a collection error naming the file and line; a file without
 expectations (a campaign's queue entry) is skipped.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pytest
 
-from fuzz.textcodec import ParseError, read_program
+from fuzz.program.textcodec import ParseError, read_program
 
 
 def pytest_addoption(parser):
@@ -73,8 +73,8 @@ class CowItem(pytest.Item):
         self.verdict = verdict
 
     def runtest(self) -> None:
-        from fuzz.executor import execute
-        from fuzz.report import build_report, render_text
+        from fuzz.runtime.executor import execute
+        from fuzz.triage.report import build_report, render_text
         from model.variants import VariantError, get_variant
         try:
             variant_cls = get_variant(self.variant)

@@ -14,7 +14,7 @@ same step as the successful lookup, like one instruction.
 
 from __future__ import annotations
 
-from model.errors import UseAfterFree
+from model.oracles.errors import UseAfterFree
 from model.flags import (FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_INTERRUPTIBLE, FAULT_FLAG_KILLABLE,
                          FAULT_FLAG_TRIED, FAULT_FLAG_USER, FAULT_FLAG_VMA_LOCK,
                          FAULT_FLAG_WRITE, VM_FAULT_COMPLETED, VM_FAULT_ERROR, VM_FAULT_MAJOR,

@@ -20,7 +20,7 @@ copy_present_ptes (v7.0), order-0 folios:
 
 from __future__ import annotations
 
-from model.errors import KernelBug
+from model.oracles.errors import KernelBug
 from model.flags import EAGAIN, ENOMEM, VM_DONTCOPY, VM_SHARED, is_cow_mapping
 from model.memory import maybe_mkwrite
 from model.mm import VmArea

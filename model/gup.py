@@ -21,7 +21,7 @@ by unpin or when the process's files are closed at exit.
 
 from __future__ import annotations
 
-from model.errors import KernelBug
+from model.oracles.errors import KernelBug
 from model.flags import (EAGAIN, EBUSY, EEXIST, EFAULT, EMLINK, ENOMEM, FAULT_FLAG_ALLOW_RETRY,
                          FAULT_FLAG_KILLABLE, FAULT_FLAG_REMOTE, FAULT_FLAG_TRIED,
                          FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, FOLL_ANON, FOLL_FORCE, FOLL_GET,

@@ -12,16 +12,16 @@ method names with two leading underscores.
 State lives in plain objects (model/page.py, model/pgtable.py, model/mm.py);
 every change is logged to the scheduler (``self.sched.log``) so the trace
 shows it and the oracles can check it. Ghost state used only by the oracles
-lives in ``self.spec`` (model/spec.py); the kernel paths never read it.
+lives in ``self.spec`` (model/oracles/spec.py); the kernel paths never read it.
 """
 
 from __future__ import annotations
 
 from model.cpu import CpuOps
-from model.errors import KernelBug, UseAfterFree
+from model.oracles.errors import KernelBug, UseAfterFree
 from model.fork import ForkOps
 from model.gup import GupOps
-from model.invariants import Invariants
+from model.oracles.invariants import Invariants
 from model.locks import RwSemaphore
 from model.memory import FaultOps
 from model.mm import File, MmStruct, Process, SwapSlot, Thread
@@ -31,7 +31,7 @@ from model.page import FILE, ZERO, Folio, PageOps
 from model.pgtable import Pmd, PteTable, pmd_index, pte_index
 from model.proc import ProcOps
 from model.rmap import RmapOps
-from model.spec import Spec
+from model.oracles.spec import Spec
 from model.splice import SpliceOps
 from model.swap import SwapOps
 from model.syscalls import Syscalls

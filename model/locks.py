@@ -20,7 +20,7 @@ The ``sched`` argument is duck-typed (``fuzz.scheduler.Scheduler``):
 
 from __future__ import annotations
 
-from model.errors import Deadlock, KernelBug
+from model.oracles.errors import Deadlock, KernelBug
 
 
 class SpinLock:

@@ -12,7 +12,7 @@ PTEs are populated, not the COW rules).
 
 from __future__ import annotations
 
-from model.errors import KernelBug
+from model.oracles.errors import KernelBug
 from model.flags import (FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_ORIG_PTE_VALID,
                          FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_TRIED, FAULT_FLAG_UNSHARE,
                          FAULT_FLAG_VMA_LOCK, FAULT_FLAG_WRITE, VM_FAULT_LOCKED, VM_FAULT_MAJOR,

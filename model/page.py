@@ -8,7 +8,7 @@ Mirrors include/linux/mm_types.h and include/linux/page-flags.h (v6.x):
 * ``mapcount`` is folio_mapcount(): the number of PTEs mapping the page.
   The kernel stores ``_mapcount`` biased by -1; the model stores the count.
 * ``anon_exclusive`` is PG_anon_exclusive (PageAnonExclusive).
-* ``data`` is the page's contents: one value token (see model/spec.py).
+* ``data`` is the page's contents: one value token (see model/oracles/spec.py).
 
 Every state change goes through the ``PageOps`` methods, which log it to
 the scheduler so traces show it and oracles can check it.
@@ -16,7 +16,7 @@ the scheduler so traces show it and oracles can check it.
 
 from __future__ import annotations
 
-from model.errors import Accounting, UseAfterFree, VM_BUG_ON
+from model.oracles.errors import Accounting, UseAfterFree, VM_BUG_ON
 
 GUP_PIN_COUNTING_BIAS = 1 << 10   # include/linux/mm.h
 

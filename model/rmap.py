@@ -14,7 +14,7 @@ address is checked (page_vma_mapped_walk).
 
 from __future__ import annotations
 
-from model.errors import KernelBug
+from model.oracles.errors import KernelBug
 from model.flags import EBUSY, is_cow_mapping
 from model.page import ANON, folio_maybe_dma_pinned
 from model.pgtable import pmd_index, pte_index

@@ -11,7 +11,7 @@ behind CVE-2020-29374 and cow.c's vmsplice cases.
 
 from __future__ import annotations
 
-from model.errors import UseAfterFree
+from model.oracles.errors import UseAfterFree
 from model.flags import EAGAIN, EFAULT
 
 

@@ -11,7 +11,7 @@ without SWP_SYNCHRONOUS_IO (swap-in reads through the swap cache):
 
 from __future__ import annotations
 
-from model.errors import Accounting, KernelBug
+from model.oracles.errors import Accounting, KernelBug
 from model.mm import SwapSlot
 from model.page import ANON
 

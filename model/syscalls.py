@@ -1,6 +1,6 @@
 """User-visible operations: what a thread of a test program can do.
 
-Each ``op_*`` method is one operation of a program (see fuzz/program.py for
+Each ``op_*`` method is one operation of a program (see fuzz/program/program.py for
 their spelling) executed by a model thread: a user load or store, a system
 call, a driver ioctl (GUP pins as cow.c's gup_test module and io_uring take
 them), a device access through a pin, or a user-space event. Results are
@@ -12,7 +12,7 @@ the process's pins and pipe), and fork's process side.
 
 from __future__ import annotations
 
-from model.errors import UseAfterFree
+from model.oracles.errors import UseAfterFree
 from model.flags import (EBUSY, EEXIST, EINVAL, ENOMEM, EPERM, ESRCH, FOLL_LONGTERM, FOLL_PIN,
                          FOLL_WRITE)
 from model.gup import Pin

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fuzz.executor import execute
-from fuzz.program import Mapping, Op, Program, ThreadSpec
+from fuzz.runtime.executor import execute
+from fuzz.program.program import Mapping, Op, Program, ThreadSpec
 from model.kernel import Kernel
 
 

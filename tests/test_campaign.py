@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.executor import execute
-from fuzz.signature import signature
-from fuzz.textcodec import parse_program
-from fuzz.token import parse_token
+from fuzz.runtime.executor import execute
+from fuzz.triage.signature import signature
+from fuzz.program.textcodec import parse_program
+from fuzz.program.replay_token import parse_token
 from model.variants import get_variant, load_design
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzz.bytecodec import decode, encodable, encode
+from fuzz.program.bytecodec import decode, encodable, encode
 from fuzz.hyp import programs
-from fuzz.textcodec import ParseError, format_program, parse_program
-from fuzz.token import make_token, parse_token
+from fuzz.program.textcodec import ParseError, format_program, parse_program
+from fuzz.program.replay_token import make_token, parse_token
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 labelled = st.tuples(programs(faults=True),

@@ -1,13 +1,13 @@
 """cow.c conformance: every base-page case passes on upstream.
 
-Each scenario (fuzz/scenarios.py) must end with no oracle firing, and the
+Each scenario (tests/cowc.py) must end with no oracle firing, and the
 two results cow.c compares must be equal ("No leak from parent into
 child", "Longterm R/O pin is reliable", ...).
 """
 
 import pytest
 
-from fuzz.scenarios import cowc_scenarios
+from tests.cowc import cowc_scenarios
 from tests.helpers import results, run
 
 SCENARIOS = cowc_scenarios()

@@ -7,16 +7,16 @@ import random
 
 import pytest
 
-from fuzz.executor import execute
-from fuzz.generate import random_program
-from fuzz.scenarios import cowc_scenarios
-from fuzz.strategies.exhaustive import explore
-from fuzz.textcodec import parse_program
+from fuzz.runtime.executor import execute
+from fuzz.program.generate import random_program
+from tests.cowc import cowc_scenarios
+from fuzz.triage.explore import explore
+from fuzz.program.textcodec import parse_program
 from model.kernel import Kernel
 from model.variants import get_variant
 from model.variants.cowpte.relaxed import CowPteRelaxed
 
-#: cow.c cases (scenario index in fuzz/scenarios.py, 1-based as corpus/upstream/cowc-NN)
+#: cow.c cases (scenario index in tests/cowc.py, 1-based as corpus/upstream/cowc-NN)
 #: each design fails, and the oracle; everything else passes
 COWC_FAILURES = {
     "cowpte-relaxed": {},
@@ -48,7 +48,7 @@ def test_cowc_results_per_design(variant):
 def test_the_thread_race_is_found_by_exhaustive_search_at_two_preemptions():
     """RFC v2: GUP-fast marks a table exclusive while fork shares it (the thread's race):
     among the schedules with two preemptions, some end in the bad pmd it leads to."""
-    from fuzz.strategies.exhaustive import exploration
+    from fuzz.triage.explore import exploration
     race = parse_program("cowfuzz 1\nmap 0 1 anon rw populate=write\nthread 0\n  fork 1\n"
                          "thread 0\n  pin 0 0 ro fast longterm\n")
     rfc2 = get_variant("cowpte-rfc2")

@@ -2,7 +2,7 @@
 
 Every registered historical variant carries complete metadata; its hand-written
 reproducer (corpus/<name>/*.cow) fires exactly its expected oracle and is clean
-upstream; and its cow.c failures (fuzz/scenarios.py, numbered as the files of
+upstream; and its cow.c failures (tests/cowc.py, numbered as the files of
 corpus/upstream/) are exactly the set recorded in /work/notes/cowc_historical.md.
 """
 
@@ -14,20 +14,19 @@ from pathlib import Path
 
 import pytest
 
-import model.errors
 import model.variants.historical as historical
-from fuzz.executor import execute
-from fuzz.scenarios import cowc_scenarios
-from fuzz.textcodec import read_program
+from fuzz.runtime.executor import execute
+from tests.cowc import cowc_scenarios
+from fuzz.program.textcodec import read_program
 from model.kernel import Kernel
+from model.oracles.errors import oracle_names
 from model.variants import VARIANTS
 from tests.helpers import results
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 HISTORICAL = {name: cls for name, cls in VARIANTS.items()
               if cls.__module__ == historical.__name__}
-ORACLES = {c.oracle for c in vars(model.errors).values()
-           if isinstance(c, type) and issubclass(c, model.errors.Violation)} - {"violation"}
+ORACLES = oracle_names()
 
 #: cow.c scenario (the number of its corpus/upstream/cowc-NN-*.cow file) -> the oracle
 #: that fails it, per variant; every other scenario passes (cow.c's comparison holds)

@@ -1,4 +1,4 @@
-"""The HTML crash report (fuzz/html_report.py), three ways:
+"""The HTML crash report (fuzz/triage/html_report.py), three ways:
 
 (a) parsed with html.parser: a Content-Security-Policy that forbids network loads, no
     external src/href, one .step per trace step, the report embedded as JSON;
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.executor import execute
-from fuzz.html_report import CSP, pick_variant, render_html, write_report
-from fuzz.report import build_report
-from fuzz.textcodec import parse_program, read_program
+from fuzz.runtime.executor import execute
+from fuzz.triage.html_report import CSP, pick_variant, render_html, write_report
+from fuzz.triage.report import build_report
+from fuzz.program.textcodec import parse_program, read_program
 from model.variants import get_variant
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from fuzz.token import parse_token
+from fuzz.program.replay_token import parse_token
 from fuzz.hyp import KernelMachine, ProgramFailed, check, programs, schedules
 from model.kernel import Kernel
 from model.variants import load_design
@@ -33,7 +33,7 @@ def test_schedules_end_with_a_preemption(schedule):
 
 
 def test_check_reports_trace_and_token():
-    from fuzz.textcodec import parse_program
+    from fuzz.program.textcodec import parse_program
     failing = parse_program("cowfuzz 1\nmap 0 1 anon rw populate=write\nthread 0\n  fork 1\n"
                             "thread 0\n  pin 0 0 ro fast longterm\nschedule 0 0 0 0 0 0 0 1\n")
     with pytest.raises(ProgramFailed) as info:

@@ -6,10 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fuzz.executor import execute
-from fuzz.minimize import minimize, size
-from fuzz.signature import signature
-from fuzz.textcodec import format_program, parse_program
+from fuzz.runtime.executor import execute
+from fuzz.triage.minimize import minimize, size
+from fuzz.triage.signature import signature
+from fuzz.program.textcodec import format_program, parse_program
 from model.variants import load_design
 
 PLANTED_NAME = f"{Path(__file__).with_name('planted.py')}:GupFastNoSeqcount"

@@ -4,8 +4,8 @@ Each broken variant below overrides one kernel path of upstream the way a
 buggy patch would; the program is the smallest one that exposes it.
 """
 
-from fuzz.program import Mapping
-from model.errors import VM_BUG_ON
+from fuzz.program.program import Mapping
+from model.oracles.errors import VM_BUG_ON
 from model.kernel import Kernel
 from model.locks import SpinLock
 from tests.helpers import anon, op, prog, run
@@ -254,7 +254,7 @@ def test_model_error_is_not_a_finding():
 
 
 def test_vm_bug_on_helper():
-    from model.errors import KernelBug
+    from model.oracles.errors import KernelBug
     try:
         VM_BUG_ON(True, "x", pfn=3)
     except KernelBug as e:

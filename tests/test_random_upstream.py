@@ -8,9 +8,9 @@ import random
 
 import pytest
 
-from fuzz.executor import execute
-from fuzz.generate import random_program
-from fuzz.program import Program
+from fuzz.runtime.executor import execute
+from fuzz.program.generate import random_program
+from fuzz.program.program import Program
 from model.kernel import Kernel
 
 

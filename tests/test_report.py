@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fuzz.executor import execute
-from fuzz.report import build_report, render_text
-from fuzz.textcodec import read_program
-from fuzz.token import parse_token
+from fuzz.runtime.executor import execute
+from fuzz.triage.report import build_report, render_text
+from fuzz.program.textcodec import read_program
+from fuzz.program.replay_token import parse_token
 from model.variants import get_variant
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,11 +9,11 @@ import textwrap
 import pytest
 import trio
 
-from fuzz.choosers import ReplayChooser
-from fuzz.executor import TrioExecutor, execute
-from fuzz.generate import random_program
-from fuzz.scheduler import Scheduler
-from fuzz.drivers import StepDriver
+from fuzz.runtime.choosers import ReplayChooser
+from fuzz.runtime.executor import TrioExecutor, execute
+from fuzz.program.generate import random_program
+from fuzz.runtime.scheduler import Scheduler
+from fuzz.runtime.drivers import StepDriver
 from model.kernel import Kernel
 from tests.helpers import anon, op, prog
 
@@ -82,8 +82,8 @@ def test_fault_injection_draws_from_the_same_stream_only_when_enabled():
 def _trace_in_subprocess(hashseed: str) -> str:
     code = textwrap.dedent("""
         import random
-        from fuzz.generate import random_program
-        from fuzz.executor import execute
+        from fuzz.program.generate import random_program
+        from fuzz.runtime.executor import execute
         from model.kernel import Kernel
         out = []
         for seed in (3, 17, 99):

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.session import Session
-from fuzz.strategies import STRATEGIES
-from fuzz.strategies.exhaustive import explore
-from fuzz.textcodec import parse_program
-from fuzz.worker import slice_rng
+from fuzz.search.session import Session
+from fuzz.search.strategies import STRATEGIES
+from fuzz.triage.explore import explore
+from fuzz.program.textcodec import parse_program
+from fuzz.search.worker import slice_rng
 from model.kernel import Kernel
 from model.variants import load_design
 
@@ -69,8 +69,8 @@ def test_strategy_finds_the_planted_bug(strategy, seed, budget, tmp_path):
     assert found.oracle == "VM_BUG_ON"
     assert found.signature.endswith(PLANTED_SIG_SUFFIX)
     # what the strategy reports replays to the same violation
-    from fuzz.executor import execute
-    from fuzz.signature import signature
+    from fuzz.runtime.executor import execute
+    from fuzz.triage.signature import signature
     outcome = execute(parse_program(found.program), PLANTED)
     assert signature(outcome, PLANTED.name) == found.signature
 
@@ -98,7 +98,7 @@ def test_exhaustive_runs_every_schedule_once():
     seen = []
 
     def run(program, chooser):
-        from fuzz.executor import execute
+        from fuzz.runtime.executor import execute
         outcome = execute(program, Kernel, chooser)
         seen.append(outcome.schedule)
         return outcome

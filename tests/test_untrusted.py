@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.token import PREFIX, model_version
+from fuzz.program.replay_token import PREFIX, model_version
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from fuzz.bench.trials import run_trial
-from fuzz.textcodec import read_program
+from fuzz.program.textcodec import read_program
 from model.variants import VARIANTS, declared_specs, load_designs
 
 DEFAULT_STRATEGIES = ("coverage", "random", "pct", "exhaustive")

@@ -2,7 +2,7 @@
 
     python -m fuzz.bench.campaign [--strategy S ...] [--time SEC] [--jobs N] [--variant V]
 
-Runs the real coordinator (fuzz/campaign.py) once with one job and once
+Runs the real coordinator (fuzz/search/campaign.py) once with one job and once
 with N, and prints the executions per second of each and their ratio. The
 cost of one execution grows with the programs in the corpus, so both start
 from copies of the same corpus, grown by a warm-up campaign first:
@@ -20,8 +20,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from fuzz.campaign import Campaign, CampaignConfig
-from fuzz.progress import Reporter
+from fuzz.search.campaign import Campaign, CampaignConfig
+from fuzz.search.progress import Reporter
 
 
 def campaign(variant: str, strategy: str, jobs: int, seconds: float, seed: int,

@@ -18,11 +18,11 @@ import time
 
 import trio
 
-from fuzz.choosers import ReplayChooser
-from fuzz.executor import TrioExecutor, execute
-from fuzz.drivers import StepDriver
-from fuzz.program import Mapping, Op, Program, ThreadSpec
-from fuzz.scheduler import Scheduler
+from fuzz.runtime.choosers import ReplayChooser
+from fuzz.runtime.executor import TrioExecutor, execute
+from fuzz.runtime.drivers import StepDriver
+from fuzz.program.program import Mapping, Op, Program, ThreadSpec
+from fuzz.runtime.scheduler import Scheduler
 from model.kernel import Kernel
 
 

@@ -18,7 +18,7 @@ import statistics
 from pathlib import Path
 
 from fuzz.bench.trials import run_trial
-from fuzz.strategies import STRATEGIES
+from fuzz.search.strategies import STRATEGIES
 
 PLANTED = f"{Path(__file__).resolve().parents[2] / 'tests' / 'planted.py'}:GupFastNoSeqcount"
 

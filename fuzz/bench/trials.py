@@ -13,9 +13,9 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 
-from fuzz.session import Session
-from fuzz.strategies import STRATEGIES
-from fuzz.worker import slice_rng
+from fuzz.search.session import Session
+from fuzz.search.strategies import STRATEGIES
+from fuzz.search.worker import slice_rng
 from model.variants import get_variant
 
 SLICE_SECONDS = 10.0

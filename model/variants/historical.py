@@ -25,7 +25,7 @@ vs GUP. The inverted soft-dirty test of can_change_pte_writable (after
 
 from __future__ import annotations
 
-from model.errors import VM_BUG_ON, Accounting, KernelBug
+from model.oracles.errors import VM_BUG_ON, Accounting, KernelBug
 from model.flags import (EAGAIN, EBUSY, EEXIST, EFAULT, EMLINK, FAULT_FLAG_ALLOW_RETRY,
                          FAULT_FLAG_KILLABLE, FAULT_FLAG_REMOTE, FAULT_FLAG_TRIED,
                          FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, FOLL_FORCE, FOLL_NOFAULT,

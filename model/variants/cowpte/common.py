@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from model.errors import KernelBug, TableSharing
+from model.oracles.errors import KernelBug, TableSharing
 from model.flags import VM_SHARED
 from model.kernel import Kernel
 from model.page import ANON

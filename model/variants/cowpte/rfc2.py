@@ -36,7 +36,7 @@ judge), and mapcounts count a shared table once.
 
 from __future__ import annotations
 
-from model.errors import KernelBug
+from model.oracles.errors import KernelBug
 from model.flags import ENOMEM, FOLL_WRITE, VM_FAULT_OOM, is_cow_mapping
 from model.gup import can_follow_write_pte
 from model.pgtable import Pmd, pmd_index, pmd_wrprotect

@@ -36,7 +36,7 @@ split).
 
 from __future__ import annotations
 
-from model.errors import KernelBug
+from model.oracles.errors import KernelBug
 from model.flags import (EAGAIN, ENOMEM, FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, VM_DONTCOPY,
                          VM_FAULT_OOM)
 from model.kernel import PtePointer

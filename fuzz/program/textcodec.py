@@ -1,0 +1,244 @@
+"""The .cow text form of a Program: canonical, diffable, hand-editable.
+
+    cowfuzz 1                       # format version; '#' starts a comment
+    found-on cowpte-rfc2            # the variant it was found on (optional)
+    expect upstream clean           # verdict kept per variant: clean or an oracle
+    expect reuse-mapcount isolation
+    faults on                       # allocation-failure injection (default off)
+    file-pages 4                    # pages of the memfd (default 4)
+    map 0 1 anon rw populate=write  # va npages kind prot [pgoff=N] [populate=P]
+    thread 0                        # a thread of process 0; its operations follow
+      fork 1
+      write 0
+    thread 1                        # process 1 exists once "fork 1" completes
+      read 0
+    schedule 0 0 1 0 2              # one relative choice per scheduling decision
+
+``format_program`` is canonical (comments dropped, fixed order, defaults
+omitted) and ``parse_program(format_program(p)) == p``. A malformed line
+raises ParseError with ``file:line: what is wrong``.
+"""
+
+from __future__ import annotations
+
+from fuzz.program.program import (ARG_DOMAINS, FILE_PAGES, KINDS, OPS, POPULATE, PROTS, Mapping, Op,
+                          Program, ThreadSpec, validate_op)
+from model.oracles.errors import oracle_names
+from model.pgtable import USER_PAGES
+from model.variants import is_design_name
+
+FORMAT_VERSION = 1
+HEADER = f"cowfuzz {FORMAT_VERSION}"
+
+
+class ParseError(ValueError):
+    """A malformed .cow file; str() is ``file:line: what is wrong``."""
+
+    def __init__(self, where: str, line: int, what: str):
+        super().__init__(f"{where}:{line}: {what}")
+        self.where = where
+        self.line = line
+        self.what = what
+
+
+#: verdicts an ``expect`` line may record besides an oracle's name
+PLAIN_VERDICTS = ("clean", "model-error")
+
+
+def _design(word: str) -> str:
+    """A design name (never a path or module: a .cow file cannot load code)."""
+    if not is_design_name(word):
+        raise ValueError(f"{_short(word)!r} is not a variant name (a .cow file names a design "
+                         "by its registered name; --designs declares your own)")
+    return word
+
+
+def _verdict(word: str) -> str:
+    if word not in PLAIN_VERDICTS and word not in oracle_names():
+        raise ValueError(f"unknown verdict {_short(word)!r} (clean, model-error or an oracle: "
+                         f"{', '.join(sorted(oracle_names()))})")
+    return word
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _int(word: str, what: str) -> int:
+    try:
+        return int(word)
+    except ValueError:
+        raise ValueError(f"{what} must be an integer, got {word!r}") from None
+
+
+def _arg(value):
+    return str(value)
+
+
+def format_program(p: Program) -> str:
+    out = [HEADER]
+    if p.found_on:
+        out.append(f"found-on {p.found_on}")
+    for variant, verdict in sorted(p.expect):
+        out.append(f"expect {variant} {verdict}")
+    if p.fault_injection:
+        out.append("faults on")
+    if p.file_pages != FILE_PAGES:
+        out.append(f"file-pages {p.file_pages}")
+    for m in p.mappings:
+        line = f"map {m.va} {m.npages} {m.kind} {m.prot}"
+        if m.pgoff:
+            line += f" pgoff={m.pgoff}"
+        if m.populate != "none":
+            line += f" populate={m.populate}"
+        out.append(line)
+    for t in p.threads:
+        out.append(f"thread {t.pid}")
+        for op in t.ops:
+            out.append("  " + " ".join([op.name, *map(_arg, op.args)]))
+    if p.schedule:
+        out.append("schedule " + " ".join(map(str, p.schedule)))
+    return "\n".join(out) + "\n"
+
+
+def _parse_mapping(words) -> Mapping:
+    if len(words) < 4:
+        raise ValueError("map needs: va npages kind prot [pgoff=N] [populate=none|read|write|swap]")
+    va = _int(words[0], "map va")
+    npages = _int(words[1], "map npages")
+    kind, prot = words[2], words[3]
+    if kind not in KINDS:
+        raise ValueError(f"map kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if prot not in PROTS:
+        raise ValueError(f"map prot must be one of {', '.join(PROTS)}, got {prot!r}")
+    if not (0 <= va < USER_PAGES and 1 <= npages and va + npages <= USER_PAGES):
+        raise ValueError(f"map {va} {npages} does not fit the {USER_PAGES}-page address space")
+    pgoff, populate = 0, "none"
+    for opt in words[4:]:
+        key, eq, value = opt.partition("=")
+        if not eq:
+            raise ValueError(f"unknown map option {opt!r} (pgoff=N or populate=P)")
+        if key == "pgoff":
+            pgoff = _int(value, "pgoff")
+        elif key == "populate":
+            if value not in POPULATE:
+                raise ValueError(f"populate must be one of {', '.join(POPULATE)}, got {value!r}")
+            populate = value
+        else:
+            raise ValueError(f"unknown map option {key!r} (pgoff=N or populate=P)")
+    return Mapping(va, npages, kind, prot, pgoff, populate)
+
+
+def _parse_op(words) -> Op:
+    name = words[0]
+    names = OPS.get(name)
+    if names is None:
+        raise ValueError(f"unknown operation {name!r} (known: {', '.join(OPS)})")
+    args = []
+    for argname, word in zip(names, words[1:]):
+        domain = ARG_DOMAINS[argname]
+        args.append(_int(word, f"{name} {argname}") if isinstance(domain, range) else word)
+    op = Op(name, tuple(args)) if len(words) - 1 == len(names) else Op(name, tuple(words[1:]))
+    why = validate_op(op)
+    if why:
+        raise ValueError(why)
+    return op
+
+
+def parse_program(text: str, where: str = "<string>") -> Program:
+    """Parse a .cow text; raises ParseError naming the file and line."""
+    lines = text.splitlines()
+    mappings, threads, schedule, expect = [], [], (), []
+    found_on, faults, file_pages = None, False, FILE_PAGES
+    cur_pid, cur_ops = None, []
+    seen_header = False
+    once: dict[str, int] = {}                # lines that may appear once -> where they did
+
+    def flush():
+        if cur_pid is not None:
+            threads.append(ThreadSpec(cur_pid, tuple(cur_ops)))
+
+    for lineno, raw in enumerate(lines, 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        words = line.split()
+        try:
+            if not seen_header:
+                if words[0] != "cowfuzz" or len(words) != 2:
+                    raise ValueError(f"first line must be '{HEADER}'")
+                if words[1] != str(FORMAT_VERSION):
+                    raise ValueError(f"unsupported format version {words[1]} "
+                                     f"(this cowfuzz reads {FORMAT_VERSION})")
+                seen_header = True
+                continue
+            key = words[0]
+            indented = raw[:1].isspace()
+            if not indented and key in ("found-on", "faults", "file-pages", "schedule"):
+                if key in once:
+                    raise ValueError(f"a second {key} line (the first is line {once[key]})")
+                once[key] = lineno
+            if indented:
+                if cur_pid is None:
+                    raise ValueError("operation outside a thread (add 'thread <pid>' above it)")
+                cur_ops.append(_parse_op(words))
+            elif key == "thread":
+                if len(words) != 2:
+                    raise ValueError("thread takes one argument: the process id")
+                pid = _int(words[1], "thread pid")
+                if pid not in ARG_DOMAINS["pid"]:
+                    raise ValueError(f"process id must be in 0..{len(ARG_DOMAINS['pid']) - 1}")
+                flush()
+                cur_pid, cur_ops = pid, []
+            elif key == "map":
+                if threads or cur_pid is not None:
+                    raise ValueError("map lines come before the threads")
+                mappings.append(_parse_mapping(words[1:]))
+            elif key == "schedule":
+                schedule = tuple(_int(w, "schedule choice") for w in words[1:])
+                if any(c < 0 for c in schedule):
+                    raise ValueError("schedule choices are non-negative")
+            elif key == "expect":
+                if len(words) != 3:
+                    raise ValueError("expect takes: variant verdict (clean or an oracle name)")
+                variant, verdict = _design(words[1]), _verdict(words[2])
+                if any(v == variant for v, _ in expect):
+                    raise ValueError(f"a second expect line for {variant}")
+                expect.append((variant, verdict))
+            elif key == "found-on":
+                if len(words) != 2:
+                    raise ValueError("found-on takes one variant name")
+                found_on = _design(words[1])
+            elif key == "faults":
+                if words[1:] not in (["on"], ["off"]):
+                    raise ValueError("faults takes 'on' or 'off'")
+                faults = words[1] == "on"
+            elif key == "file-pages":
+                file_pages = _int(words[1], "file-pages") if len(words) == 2 else -1
+                if not 1 <= file_pages <= 8:
+                    raise ValueError("file-pages takes one number in 1..8")
+            else:
+                raise ValueError(f"unknown line {key!r} (an operation must be indented "
+                                 "under a 'thread' line)")
+        except ValueError as exc:
+            raise ParseError(where, lineno, str(exc)) from None
+    if not seen_header:
+        raise ParseError(where, 1, f"empty file: the first line must be '{HEADER}'")
+    flush()
+    for m in mappings:
+        if m.kind != "anon" and m.pgoff + m.npages > file_pages:
+            raise ParseError(where, 1, f"map {m.va}: pgoff {m.pgoff} + {m.npages} pages is "
+                                       f"beyond the {file_pages}-page file")
+    return Program(tuple(mappings), tuple(threads), schedule, faults, file_pages,
+                   tuple(expect), found_on)
+
+
+def read_program(path) -> Program:
+    """Read and parse a .cow file; OSError and ParseError name the file."""
+    from pathlib import Path
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ParseError(str(path), 1, "not a text file") from None
+    return parse_program(text, str(path))

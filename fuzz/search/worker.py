@@ -1,0 +1,57 @@
+"""A campaign worker process: runs slices and reports what it found.
+
+A worker holds a Session for the whole campaign (its corpus and features
+grow with every slice and every sync). It reads ``SliceRequest``s from its
+connection and answers each with a ``SliceResult``; ``None`` stops it. It
+never writes the corpus or crash directories: only the coordinator does.
+An exception in a strategy is reported in the result, and the worker goes on.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import traceback
+from dataclasses import replace
+
+from fuzz.search.session import Session
+from fuzz.search.strategies import STRATEGIES
+
+
+def slice_rng(seed: int, slot: int, slice_no: int) -> random.Random:
+    """The rng of one slice: a function of the campaign seed, the slot and the slice."""
+    return random.Random(f"cowfuzz:{seed}:{slot}:{slice_no}")
+
+
+def worker_main(slot: int, variant: str, designs: tuple, workdir: str, conn) -> None:
+    """Process entry point (multiprocessing target). ``designs`` are the user's design
+    specs the command line declared; ``workdir`` belongs to the coordinator, which
+    removes it even when the worker is killed."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)        # the coordinator handles Ctrl-C
+    from model.variants import get_variant, load_designs
+    load_designs(designs)
+    variant_cls = get_variant(variant)
+    session = Session(variant_cls, variant, workdir)
+    session.on_heartbeat = lambda beat: conn.send(replace(beat, slot=slot))
+    try:
+        _serve(slot, session, conn)
+    finally:
+        session.close()
+
+
+def _serve(slot: int, session, conn) -> None:
+    while True:
+        try:
+            req = conn.recv()
+        except EOFError:
+            return
+        if req is None:
+            return
+        session.begin_slice(req.slice_no, req.seconds, req.runs)
+        strategy = STRATEGIES[req.strategy]
+        session.sync(req.corpus_delta, req.feature_delta, replay=not strategy.replays_corpus)
+        try:
+            strategy.run_slice(session, slice_rng(req.seed, slot, req.slice_no), req.options)
+        except Exception:
+            session.errors.append(traceback.format_exc())
+        conn.send(session.result(slot))

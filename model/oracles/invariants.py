@@ -1,0 +1,301 @@
+"""State oracles, checked after every step that changed something.
+
+Oracle 1, writable => exclusive (the PageAnonExclusive rule, 6c287605fd56:
+"If a writable, present page table entry points at an anonymous (sub)page,
+that (sub)page must be PG_anon_exclusive"):
+* a writable PTE of a private mapping maps an anon page that is
+  PageAnonExclusive, mapped once, and referenced by no other process's pin
+  or pipe -- checked for every PTE table whose ptl is free (the kernel only
+  promises the rule outside its critical sections);
+* a writable TLB entry agrees with its PTE (same page, PTE writable) unless
+  a flush of that mm is pending (tlb_flush_pending, mmap_lock held for
+  write, reclaim's deferred batch);
+* a FOLL_WRITE reference (R/W pin, /proc/pid/mem) targets such a page.
+
+Oracle 4, accounting: a page's refcount covers its mapcount, pins
+(GUP_PIN_COUNTING_BIAS each), pipe references and the swap cache; at
+quiescent points (no ptl held) mapcount and swap counts equal the mappings
+found in the page tables; nothing maps or caches a freed page or table;
+after every process exited everything is freed.
+"""
+
+from __future__ import annotations
+
+from model.oracles.errors import Accounting, UseAfterFree, WritableShared
+from model.page import ANON, FILE, GUP_PIN_COUNTING_BIAS, ZERO, Folio
+from model.pgtable import PTRS_PER_PTE
+
+
+class Invariants:
+    """The per-step and final state checks."""
+
+    #: designs that share PTE tables but count one mapcount per sharer (v4, relaxed)
+    #: keep this True; RFC v2's lazy accounting sets it False
+    mapcount_counts_sharers = True
+    #: a change since the last quiescent point may have broken mapcount == mappings
+    mappings_dirty = False
+    #: a change not yet checked for writable => exclusive
+    writable_dirty = False
+
+    # -- hooks from the operations ---------------------------------------------
+    def check_foll_write_target(self, mm, vma, addr: int, folio, what: str) -> None:
+        """A kernel write through a GUP reference may only hit an exclusive page."""
+        if vma is None or vma.is_shared():
+            return
+        if folio.kind != ANON or not folio.anon_exclusive or folio.mapcount > 1:
+            kind = {ZERO: "the shared zero page", FILE: "a page-cache page"}.get(folio.kind)
+            why = kind or (f"an anon page that is not exclusive (PageAnonExclusive="
+                           f"{int(folio.anon_exclusive)}, mapcount={folio.mapcount})")
+            raise WritableShared(f"{what} in private mapping at va {addr} of {mm.name} "
+                                 f"targets {why} ({folio.name})",
+                                 mm=mm.mid, va=addr, pfn=folio.pfn)
+
+    # -- per-step checks ---------------------------------------------------------
+    #: which checks a change of each field calls for: W = writable=>exclusive,
+    #: T = TLB entries, R = refcount bounds, M = mapcounts vs page tables (quiescent)
+    _FIELD_CHECKS = {
+        "pte": "WTM", "pmd": "WTM", "tlb": "T", "_refcount": "R", "mapcount": "WRM",
+        "PageAnonExclusive": "W", "freed": "RM", "swapcache": "RM", "count": "M",
+        "pin": "WR", "pipe": "WR", "tlb_flush_pending": "T", "tlb_flush_batched": "T",
+        "writer": "T", "owner": "W", "refcount": "M",
+    }
+
+    def after_step(self, step) -> None:
+        if self.spec.fork_windows:
+            self.spec.sample_fork_windows()
+        changes = step.changes
+        if not changes:
+            return
+        checks = ""
+        table = self._FIELD_CHECKS
+        for _obj, field, old, new in changes:
+            key = field.partition("[")[0].partition("#")[0]
+            want = table.get(key)
+            if want:
+                if key == "owner" and new is not None:
+                    continue             # taking a lock hides state, only a release exposes it
+                checks += want
+        if not checks:
+            return
+        if "W" in checks:
+            self.writable_dirty = True
+        if self.writable_dirty and not self.in_table_operation():
+            self.writable_dirty = False
+            self.check_writable_exclusive()
+        if "T" in checks or "W" in checks:
+            self.check_tlbs()
+        if "R" in checks:
+            self.check_refcounts(step)
+        if "M" in checks:
+            self.mappings_dirty = True
+        if self.mappings_dirty and not self.in_table_operation() and not self.any_ptl_held():
+            self.mappings_dirty = False
+            self.check_mappings()
+
+    def in_table_operation(self) -> bool:
+        """A design's multi-step page-table operation is half done (COW PTE: fork installs
+        the child's pmd before accounting, a break clears the pmd before copying): the
+        writable and count checks wait for it to end. Upstream has none."""
+        return False
+
+    def any_ptl_held(self) -> bool:
+        for table in self.tables:
+            if table.ptl.owner is not None:
+                return True
+        return False
+
+    def _foreign_refs(self, folio, mm):
+        """Pins and pipe references to ``folio`` taken through an mm other than ``mm``."""
+        for proc in self.processes:
+            if proc.mm is mm:
+                continue
+            for pin in proc.pins.values():
+                if pin.folio is folio:
+                    return f"pin #{pin.slot} of {proc.name}"
+            for buf in proc.pipe:
+                if buf.folio is folio:
+                    return f"a pipe buffer of {proc.name}"
+        return None
+
+    def check_writable_exclusive(self) -> None:
+        for mm in self.mms:
+            if mm.dead:
+                continue
+            for i, pmd in enumerate(mm.pmd):
+                if pmd is None:
+                    continue
+                table = pmd.table
+                if table.ptl.owner is not None:
+                    continue
+                for j, pte in enumerate(table.ptes):
+                    if pte is None or not pte.present or not pte.write:
+                        continue
+                    va = i * PTRS_PER_PTE + j
+                    self.check_writable_pte(mm, va, pmd, pte)
+
+    def check_writable_pte(self, mm, va: int, pmd, pte) -> None:
+        vma = mm.find_vma(va)
+        if vma is None or vma.is_shared():
+            return
+        folio = pte.folio
+        why = None
+        if folio.kind != ANON:
+            why = "the shared zero page" if folio.kind == ZERO else "a page-cache page"
+        elif not folio.anon_exclusive:
+            why = "an anon page without PageAnonExclusive"
+        elif folio.mapcount > 1:
+            why = f"an anon page mapped {folio.mapcount} times"
+        else:
+            why = self._foreign_refs(folio, mm)
+            if why:
+                why = f"an anon page also referenced by {why}"
+        if why:
+            raise WritableShared(f"writable PTE of {mm.name} at va {va} maps {why} ({folio.name})",
+                                 mm=mm.mid, va=va, pfn=folio.pfn, table=pmd.table.name)
+
+    def flush_pending(self, mm) -> bool:
+        return (mm.tlb_flush_pending > 0 or mm.mmap_lock.writer is not None
+                or mm in self.tlb_ubc_mms)
+
+    def check_tlbs(self) -> None:
+        for mm in self.mms:
+            if not mm.threads:
+                continue
+            pending = None
+            for thread in mm.threads:
+                for va, entry in thread.tlb.items():
+                    folio = entry.folio
+                    if folio.freed:
+                        raise UseAfterFree(f"TLB of {thread.name} still maps freed page "
+                                           f"{folio.name} at va {va}",
+                                           mm=mm.mid, va=va, pfn=folio.pfn)
+                    if not entry.write:
+                        continue
+                    if pending is None:
+                        pending = self.flush_pending(mm)
+                    if pending:
+                        continue
+                    pmd = mm.pmd[va // PTRS_PER_PTE]
+                    pte = pmd.table.ptes[va % PTRS_PER_PTE] if pmd is not None else None
+                    if pte is None or not pte.present or pte.folio is not folio \
+                            or not (pte.write and pmd.write):
+                        raise WritableShared(
+                            f"writable TLB entry of {thread.name} at va {va} maps {folio.name} "
+                            f"but the page table has {pte!r}{'' if pmd is None or pmd.write else ' (PMD read-only)'} "
+                            "and no TLB flush is pending",
+                            mm=mm.mid, va=va, pfn=folio.pfn)
+
+    def _pins_and_refs(self, folio):
+        pins = refs = 0
+        for proc in self.processes:
+            for pin in proc.pins.values():
+                if pin.folio is folio:
+                    pins += 1
+            for buf in proc.pipe:
+                if buf.folio is folio:
+                    refs += 1
+        return pins, refs
+
+    def check_refcounts(self, step) -> None:
+        seen = set()
+        for obj, field, _old, _new in step.changes:
+            if type(obj) is not Folio or id(obj) in seen or \
+                    field not in ("_refcount", "mapcount", "swapcache", "freed"):
+                continue
+            seen.add(id(obj))
+            folio = obj
+            if folio.kind == ZERO:
+                continue
+            pins, refs = self._pins_and_refs(folio)
+            if folio.freed:
+                if pins or refs:
+                    raise Accounting(f"{folio.name} was freed while still pinned or referenced "
+                                     f"({pins} pins, {refs} pipe references)", pfn=folio.pfn)
+                continue
+            need = folio.mapcount + GUP_PIN_COUNTING_BIAS * pins + refs + int(folio.swapcache)
+            if folio._refcount < need:
+                raise Accounting(f"refcount of {folio.name} is {folio._refcount}, below what maps "
+                                 f"and references it: mapcount {folio.mapcount} + {pins} pins + "
+                                 f"{refs} pipe refs + swapcache {int(folio.swapcache)}",
+                                 pfn=folio.pfn)
+
+    def count_mappings(self):
+        """(PTE mappings per folio, swap PTEs per slot), walking every live page table.
+        A table shared by several mms counts once per mm when mapcount counts sharers."""
+        maps = {}
+        swaps = {}
+        seen_tables = set()
+        for mm in self.mms:
+            if mm.dead:
+                continue
+            for pmd in mm.pmd:
+                if pmd is None:
+                    continue
+                table = pmd.table
+                if table.freed:
+                    raise UseAfterFree(f"pmd of {mm.name} points at freed table {table.name}",
+                                       mm=mm.mid, table=table.name)
+                if not self.mapcount_counts_sharers:
+                    if table.tid in seen_tables:
+                        continue
+                    seen_tables.add(table.tid)
+                for pte in table.ptes:
+                    if pte is None:
+                        continue
+                    if pte.present:
+                        if not pte.special:
+                            maps[pte.folio.pfn] = maps.get(pte.folio.pfn, 0) + 1
+                    else:
+                        swaps[pte.swp] = swaps.get(pte.swp, 0) + 1
+        return maps, swaps
+
+    def check_tables(self) -> None:
+        """Designs that share PTE tables check their table invariants here (quiescent)."""
+
+    def check_mappings(self) -> None:
+        self.check_tables()
+        maps, swaps = self.count_mappings()
+        for folio in self.folios:
+            n = maps.get(folio.pfn, 0)
+            if folio.freed:
+                if n:
+                    raise UseAfterFree(f"freed page {folio.name} is still mapped by {n} PTEs",
+                                       pfn=folio.pfn)
+                continue
+            if folio.mapcount != n:
+                raise Accounting(f"mapcount of {folio.name} is {folio.mapcount} but {n} PTEs "
+                                 "map it", pfn=folio.pfn)
+        for entry, slot in self.swap_slots.items():
+            n = swaps.get(entry, 0)
+            if slot.count != n:
+                raise Accounting(f"swap count of {slot.name} is {slot.count} but {n} swap PTEs "
+                                 "reference it", swp=entry)
+        for entry, n in swaps.items():
+            if entry not in self.swap_slots:
+                raise UseAfterFree(f"{n} swap PTEs reference freed swap slot swp{entry}",
+                                   swp=entry)
+
+    # -- the end ---------------------------------------------------------------------
+    def check_all_freed(self) -> None:
+        """After every process exited and every pin and pipe was released."""
+        self.check_mappings()
+        for folio in self.folios:
+            if folio.freed:
+                continue
+            if folio.kind == FILE and folio.mapping is not None and folio._refcount == 1 \
+                    and not folio.mapcount:
+                continue            # the page cache's own reference
+            if folio.swapcache and folio._refcount == 1 and not folio.mapcount:
+                slot = self.swap_slots.get(folio.swap)
+                if slot is not None and slot.count == 0:
+                    continue        # a clean swap cache page: reclaim frees it lazily
+            raise Accounting(f"{folio.name} leaked: refcount {folio._refcount}, mapcount "
+                             f"{folio.mapcount} after every process exited", pfn=folio.pfn)
+        for table in self.tables:
+            if not table.freed and all(t is not table for t, _ in self.rcu_deferred_tables):
+                raise Accounting(f"page table {table.name} leaked after every process exited",
+                                 table=table.name)
+        for entry, slot in self.swap_slots.items():
+            if slot.count:
+                raise Accounting(f"swap slot {slot.name} leaked with count {slot.count}",
+                                 swp=entry)

@@ -1,0 +1,284 @@
+"""The memory semantics a process is promised, and the oracles that check them.
+
+Every store writes a fresh *value token*; the spec remembers who wrote it,
+through which view, and when. The kernel model never reads this ghost
+state; the spec only watches values go by and raises a Violation when one
+breaks a promise:
+
+* isolation (oracle 3): a value written through a private mapping of pid W
+  at va is visible only at the same va of W and of W's descendants forked
+  after the write (cow.c "No leak from parent into child" / "from child
+  into parent"); never through a MAP_SHARED mapping ("Other mapping not
+  modified"). Values of the file and of MAP_SHARED writes are visible to
+  everyone.
+* no lost writes (oracle 3): a completed store is what later loads of the
+  same mm at that va return, until something legitimate replaces it.
+* fork snapshot (oracle 3): right after fork, the child sees at each va a
+  value the parent had there at some instant within the fork. (Per address:
+  the kernel gives no cross-page instant when another thread writes through
+  a pinned page that fork copied early -- copy_present_page.)
+* pin coherence (oracle 2): while a coherent pin is held and its process
+  has not itself unmapped the address, the process's loads and stores and
+  the device's accesses through the pin see the same page contents.
+"""
+
+from __future__ import annotations
+
+from model.oracles.errors import ForkSnapshot, IsolationBreach, LostWrite, PinIncoherent
+from model.pgtable import pmd_index, pte_index
+
+ZERO_TOKEN = 0
+
+
+class Token:
+    """Provenance of one value: writer pid and va for private writes, else shared."""
+
+    __slots__ = ("writer", "va", "step", "how")
+
+    def __init__(self, writer, va, step, how):
+        self.writer = writer   # pid, or None for file contents and MAP_SHARED writes
+        self.va = va
+        self.step = step
+        self.how = how         # "store", "device", "proc_mem", "file"
+
+
+class Spec:
+    """Ghost state and the value-based oracles."""
+
+    def __init__(self, kernel):
+        self.k = kernel
+        self.tokens: list[Token] = [Token(None, None, -1, "zero")]
+        self.expected: dict[tuple[int, int], int | None] = {}
+        self.writes: dict[tuple[int, int], int] = {}     # stores per (pid, va), to spot races
+        self.unmaps: dict[tuple[int, int], int] = {}     # munmap/DONTNEED begins+ends per (pid, va)
+        self.unmapping: dict[tuple[int, int], int] = {}  # munmap/DONTNEED in flight per (pid, va)
+        # parent pid -> the fork in flight (its task) -> va -> values the parent had there
+        self.fork_windows: dict[int, dict[object, dict[int, set[int]]]] = {}
+
+    # -- values ---------------------------------------------------------
+    def now(self) -> int:
+        return len(self.k.sched.steps)
+
+    def new_token(self, writer_pid, va, how) -> int:
+        self.tokens.append(Token(writer_pid, va, self.now(), how))
+        return len(self.tokens) - 1
+
+    def describe(self, token: int) -> str:
+        t = self.tokens[token]
+        if token == ZERO_TOKEN:
+            return "v0(zero)"
+        if t.writer is None:
+            return f"v{token}({t.how})"
+        return f"v{token}(P{t.writer}@{t.va} {t.how} step {t.step})"
+
+    def allowed(self, token: int, reader, va: int, shared_view: bool) -> bool:
+        """May process ``reader`` see ``token`` at ``va`` through this kind of mapping?"""
+        t = self.tokens[token]
+        if t.writer is None:
+            return True
+        if shared_view or t.va != va:
+            return False
+        p = reader
+        if p.pid == t.writer:
+            return True
+        while p.parent is not None:
+            if p.parent.pid == t.writer:
+                return p.fork_done_at is None or t.step < p.fork_done_at
+            p = p.parent
+        return False
+
+    # -- ghost read of what a process would see ---------------------------
+    def peek(self, mm, va: int):
+        """The value a load of ``mm`` at ``va`` would return now (no side effects), or
+        None when unknown: no VMA, or the PTE is in flux under its ptl (a fault would
+        wait for the lock and see the settled entry)."""
+        vma = mm.find_vma(va)
+        if vma is None:
+            return None
+        pmd = mm.pmd[pmd_index(va)]
+        if pmd is not None and pmd.table.ptl.owner is not None:
+            return None
+        pte = pmd.table.ptes[pte_index(va)] if pmd is not None else None
+        if pte is None:
+            if vma.vm_file is not None:
+                return vma.vm_file.pages[vma.linear_page_index(va)].data
+            return ZERO_TOKEN
+        if pte.present:
+            return pte.folio.data
+        slot = self.k.swap_slots.get(pte.swp)
+        if slot is None:
+            return None
+        return slot.folio.data if slot.folio is not None else slot.data
+
+    # -- events from the model ---------------------------------------------
+    def _private(self, vma) -> bool:
+        return not vma.is_shared()
+
+    def value_written(self, proc, va: int, token: int, vma) -> None:
+        """A store/device write/proc-mem write changed ``proc``'s view at ``va``."""
+        key = (proc.pid, va)
+        # while the process unmaps va, a store may land in the page being zapped
+        settled = self._private(vma) and not self.unmapping.get(key, 0)
+        self.expected[key] = token if settled else None
+        self.writes[key] = self.writes.get(key, 0) + 1
+        for window in self.fork_windows.get(proc.pid, {}).values():
+            window.setdefault(va, set()).add(token)
+
+    def value_maybe_written(self, proc, va: int) -> None:
+        """A write that ``proc`` may or may not see at ``va`` (a device write through a pin
+        with no promise, a kernel write racing with an unmap): loads may see either."""
+        key = (proc.pid, va)
+        self.expected[key] = None
+        self.writes[key] = self.writes.get(key, 0) + 1
+        for window in self.fork_windows.get(proc.pid, {}).values():
+            window.setdefault(va, set())
+
+    def view_reset(self, proc, va: int, vma) -> None:
+        """munmap / a new mapping: the view starts over."""
+        key = (proc.pid, va)
+        if vma is not None and vma.vm_file is None and self._private(vma):
+            self.expected[key] = ZERO_TOKEN
+        else:
+            self.expected[key] = None
+
+    def unmap_begin(self, proc, vas) -> None:
+        """The process starts unmapping (munmap, MADV_DONTNEED): pins there promise
+        nothing any more, nor do pins and kernel writes that complete meanwhile."""
+        for va in vas:
+            key = (proc.pid, va)
+            self.unmaps[key] = self.unmaps.get(key, 0) + 1
+            self.unmapping[key] = self.unmapping.get(key, 0) + 1
+            for pin in proc.pins.values():
+                if pin.va == va and pin.associated:
+                    pin.associated = False
+                    self.k.sched.log(proc, f"pin#{pin.slot}.associated", True, False)
+
+    def unmap_end(self, proc, vas) -> None:
+        for va in vas:
+            key = (proc.pid, va)
+            self.unmaps[key] = self.unmaps.get(key, 0) + 1
+            self.unmapping[key] -= 1
+
+    def unmap_mark(self, proc, va: int) -> int:
+        return self.unmaps.get((proc.pid, va), 0)
+
+    def still_mapped_since(self, proc, va: int, mark: int) -> bool:
+        """No munmap/DONTNEED of ``va`` by the process began or ended since ``mark``."""
+        key = (proc.pid, va)
+        return self.unmaps.get(key, 0) == mark and not self.unmapping.get(key, 0)
+
+    def zap_begin(self, proc, vas) -> dict:
+        """MADV_DONTNEED starts: until it ends, a load may see the old or the new view."""
+        marks = {}
+        for va in vas:
+            key = (proc.pid, va)
+            marks[va] = self.writes.get(key, 0)
+            self.expected[key] = None
+        return marks
+
+    def zap_end(self, proc, marks: dict) -> None:
+        """MADV_DONTNEED ended: the view restarts, unless the process stored there
+        meanwhile (before or after the zap: either value may be seen)."""
+        for va, mark in marks.items():
+            key = (proc.pid, va)
+            if self.writes.get(key, 0) == mark:
+                self.view_reset(proc, va, proc.mm.find_vma(va))
+            else:
+                self.expected[key] = None
+
+    def check_load(self, proc, va: int, token: int, vma, what: str = "load") -> None:
+        shared = vma.is_shared()
+        if not self.allowed(token, proc, va, shared):
+            raise IsolationBreach(
+                f"{proc.name} {what} at va {va} returned {self.describe(token)}"
+                + (" through a MAP_SHARED mapping" if shared else ""),
+                pid=proc.pid, va=va, value=token)
+        exp = self.expected.get((proc.pid, va))
+        if what == "load" and exp is not None and exp != token:
+            raise LostWrite(f"{proc.name} load at va {va} returned {self.describe(token)}, "
+                            f"but its last completed store there was {self.describe(exp)}",
+                            pid=proc.pid, va=va, value=token, expected=exp)
+        self._check_pins_see(proc, va, token, what)
+
+    def check_pipe_read(self, proc, va: int, token: int, shared: bool) -> None:
+        """Data vmsplice'd from ``va`` and read later: FOLL_GET promises no coherence,
+        but it must never be another process's post-fork write (CVE-2020-29374)."""
+        if not self.allowed(token, proc, va, shared):
+            raise IsolationBreach(
+                f"{proc.name} pipe read of the page vmsplice'd from va {va} returned "
+                f"{self.describe(token)}", pid=proc.pid, va=va, value=token)
+
+    def check_store(self, proc, va: int, token: int) -> None:
+        self._check_pins_see(proc, va, token, "store")
+
+    def _check_pins_see(self, proc, va: int, token: int, what: str) -> None:
+        for pin in proc.pins.values():
+            if pin.va == va and pin.coherent and pin.associated and pin.folio.data != token:
+                raise PinIncoherent(
+                    f"{proc.name} {what} at va {va} saw {self.describe(token)} but its "
+                    f"pin #{pin.slot} holds {pin.folio.name} with {self.describe(pin.folio.data)}",
+                    pid=proc.pid, va=va, pfn=pin.folio.pfn, pin=pin.slot)
+
+    def check_device_read(self, pin, token: int) -> None:
+        proc = pin.process
+        if not self.allowed(token, proc, pin.va, pin.shared):
+            raise IsolationBreach(
+                f"device read through {proc.name}'s pin #{pin.slot} returned "
+                f"{self.describe(token)}", pid=proc.pid, va=pin.va, value=token)
+        if not (pin.coherent and pin.associated) or proc.mm.dead:
+            return
+        seen = self.peek(proc.mm, pin.va)
+        if seen is not None and seen != token:
+            raise PinIncoherent(
+                f"device reads {self.describe(token)} through pin #{pin.slot} "
+                f"({pin.folio.name}) but {proc.name} sees {self.describe(seen)} at va {pin.va}",
+                pid=proc.pid, va=pin.va, pfn=pin.folio.pfn, pin=pin.slot)
+
+    # -- fork --------------------------------------------------------------
+    def fork_begin(self, parent, key) -> None:
+        """The fork holding ``key`` locked the parent's mm: its window opens now."""
+        mm = parent.mm
+        window = {}
+        for vma in mm.vmas:
+            for va in range(vma.vm_start, vma.vm_end):
+                seen = self.peek(mm, va)
+                window[va] = {seen} if seen is not None else set()
+        self.fork_windows.setdefault(parent.pid, {})[key] = window
+
+    def sample_fork_windows(self) -> None:
+        """After each step while a fork is in flight: record what the parent now sees."""
+        for pid, windows in self.fork_windows.items():
+            if not windows:
+                continue
+            mm = self.k.process_by_pid(pid).mm
+            for window in windows.values():
+                for va, values in window.items():
+                    seen = self.peek(mm, va)
+                    if seen is not None:
+                        values.add(seen)
+
+    def fork_end(self, parent, child, key) -> None:
+        """The child's memory must be the parent's at some instant of the fork."""
+        windows = self.fork_windows.get(parent.pid, {})
+        window = windows.pop(key, {})
+        if not windows:
+            self.fork_windows.pop(parent.pid, None)
+        child.fork_done_at = self.now()
+        for vma in child.mm.vmas:
+            for va in range(vma.vm_start, vma.vm_end):
+                seen = self.peek(child.mm, va)
+                allowed = window.get(va, set())
+                if seen is not None and allowed and seen not in allowed:
+                    had = ", ".join(self.describe(v) for v in sorted(allowed, key=str))
+                    raise ForkSnapshot(
+                        f"after fork {child.name} sees {self.describe(seen)} at va {va}; "
+                        f"{parent.name} had only {{{had}}} there during the fork",
+                        pid=child.pid, va=va)
+                exp = self.expected.get((parent.pid, va))
+                self.expected[(child.pid, va)] = exp if len(allowed) == 1 else None
+
+    def fork_failed(self, parent, key) -> None:
+        windows = self.fork_windows.get(parent.pid, {})
+        windows.pop(key, None)
+        if not windows:
+            self.fork_windows.pop(parent.pid, None)
