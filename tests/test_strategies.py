@@ -44,14 +44,15 @@ def hunt(strategy: str, seed: int, budget: int, tmp_path) -> Session:
     session = HuntSession(PLANTED, PLANTED.name, tmp_path)
     timed = strategy == "coverage"
     spent, slice_no = 0, 0
+    strategy_obj = STRATEGIES[strategy].create(session, {"seed": seed})
     try:
         while not session.found and spent < budget:
             slice_no += 1
             session.begin_slice(slice_no, 10.0 if timed else None, None if timed else SLICE_RUNS)
-            STRATEGIES[strategy].run_slice(session, slice_rng(seed, 0, slice_no), {"seed": seed})
+            strategy_obj.run_slice(slice_rng(seed, 0, slice_no))
             spent += 10 if timed else session.runs
     finally:
-        session.close()
+        strategy_obj.close()
     return session
 
 

@@ -59,6 +59,7 @@ def run_trial(variant: str, strategy: str, seed: int, budget: float,
     with tempfile.TemporaryDirectory(prefix="cowfuzz-trial-") as workdir:
         session = _HuntSession(get_variant(variant), variant, workdir)
         session.target = target
+        strategy_obj = STRATEGIES[strategy].create(session, {"seed": seed})
         start = time.monotonic()
         runs, slice_no = 0, 0
         try:
@@ -68,8 +69,7 @@ def run_trial(variant: str, strategy: str, seed: int, budget: float,
                     break
                 slice_no += 1
                 session.begin_slice(slice_no, min(SLICE_SECONDS, left), None)
-                STRATEGIES[strategy].run_slice(session, slice_rng(seed, 0, slice_no),
-                                               {"seed": seed})
+                strategy_obj.run_slice(slice_rng(seed, 0, slice_no))
                 hit = session.hit() if target is not None else None
                 if hit is not None:
                     trial.found = True
@@ -81,7 +81,7 @@ def run_trial(variant: str, strategy: str, seed: int, budget: float,
                     trial.signature = session.found[0].signature
                 runs += session.runs
         finally:
-            session.close()
+            strategy_obj.close()
     trial.runs = runs
     trial.seconds = time.monotonic() - start
     return trial

@@ -92,7 +92,6 @@ class Session:
         self.linecov = LineCoverage()
         self.decisions_avg = 100.0
         self.on_heartbeat = None         # callable(Heartbeat), set by the worker
-        self.cleanups: list = []         # called by close(): a strategy's processes, files
         self.begin_slice(0, None, None)
 
     # -- slice bookkeeping -------------------------------------------------------
@@ -152,11 +151,6 @@ class Session:
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
-
-    def close(self) -> None:
-        for cleanup in reversed(self.cleanups):
-            cleanup()
-        self.cleanups.clear()
 
     # -- executions --------------------------------------------------------------
     def execute(self, program, chooser=None):

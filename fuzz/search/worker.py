@@ -33,25 +33,30 @@ def worker_main(slot: int, variant: str, designs: tuple, workdir: str, conn) -> 
     variant_cls = get_variant(variant)
     session = Session(variant_cls, variant, workdir)
     session.on_heartbeat = lambda beat: conn.send(replace(beat, slot=slot))
+    strategy = None
     try:
-        _serve(slot, session, conn)
+        while True:
+            try:
+                req = conn.recv()
+            except EOFError:
+                return
+            if req is None:
+                return
+            info = STRATEGIES[req.strategy]
+            if strategy is None:                # one strategy object for the worker's life
+                strategy = info.create(session, req.options)
+            run_slice(session, strategy, info, req, slot)
+            conn.send(session.result(slot))
     finally:
-        session.close()
+        if strategy is not None:
+            strategy.close()
 
 
-def _serve(slot: int, session, conn) -> None:
-    while True:
-        try:
-            req = conn.recv()
-        except EOFError:
-            return
-        if req is None:
-            return
-        session.begin_slice(req.slice_no, req.seconds, req.runs)
-        strategy = STRATEGIES[req.strategy]
-        session.sync(req.corpus_delta, req.feature_delta, replay=not strategy.replays_corpus)
-        try:
-            strategy.run_slice(session, slice_rng(req.seed, slot, req.slice_no), req.options)
-        except Exception:
-            session.errors.append(traceback.format_exc())
-        conn.send(session.result(slot))
+def run_slice(session, strategy, info, req, slot: int) -> None:
+    """One slice: take in what the campaign found elsewhere, then search."""
+    session.begin_slice(req.slice_no, req.seconds, req.runs)
+    session.sync(req.corpus_delta, req.feature_delta, replay=not info.replays_corpus)
+    try:
+        strategy.run_slice(slice_rng(req.seed, slot, req.slice_no))
+    except Exception:
+        session.errors.append(traceback.format_exc())

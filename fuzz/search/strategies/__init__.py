@@ -1,38 +1,58 @@
-"""Search strategies, one small module each, behind one interface.
+"""Search strategies, one class per module, behind one small protocol.
 
-A strategy is ``run_slice(session, rng, options)``: until ``session.done()``
-it generates programs and schedules and runs them with
-``session.execute(program, chooser)``, which keeps what is new and records
-violations. ``rng`` is the worker's seeded ``random.Random``; the session
-persists across slices (corpus, features), so a strategy may keep state
-on it.
+A worker makes one strategy object for the whole campaign,
+``STRATEGIES[name].create(session, options)``, and calls
+``run_slice(rng)`` once per time slice, then ``close()``. Until
+``session.done()`` a slice generates programs and schedules and runs them
+with ``session.execute(program, chooser)``, which keeps what is new and
+records violations. ``rng`` is the slice's seeded ``random.Random``; what a
+strategy remembers between slices lives on the strategy object, never on
+the session. ``options`` are the campaign's (``seed``, ``worker``,
+``workers``) and the strategy's own knobs.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import Protocol
+
+
+class Strategy(Protocol):
+    """What a worker drives (shuttle's Scheduler trait, for programs and schedules)."""
+
+    def run_slice(self, rng) -> None:
+        """Search until ``session.done()``."""
+
+    def close(self) -> None:
+        """Release processes and files (the worker is stopping)."""
 
 
 @dataclass(frozen=True)
-class Strategy:
+class StrategyInfo:
+    """A registry entry: the strategy's name, where its class lives, what it does."""
+
     name: str
     module: str
+    cls: str
     description: str
     replays_corpus: bool = False      # runs the entries it receives itself (no sync replay)
 
-    def run_slice(self, session, rng, options) -> None:
-        importlib.import_module(f"fuzz.search.strategies.{self.module}").run_slice(session, rng, options)
+    def create(self, session, options: dict) -> Strategy:
+        module = importlib.import_module(f"fuzz.search.strategies.{self.module}")
+        return getattr(module, self.cls)(session, dict(options))
 
 
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
-    Strategy("coverage", "coverage",
-             "libFuzzer (atheris) on the byte form: line coverage of model/ plus interleaving "
-             "features, structure-aware mutation and crossover", replays_corpus=True),
-    Strategy("random", "random_walk", "random programs, random walk over schedules"),
-    Strategy("pct", "pct", "random programs under PCT priority scheduling (depth 3)"),
-    Strategy("exhaustive", "exhaustive",
-             "small programs, every schedule up to 2 preemptions, fewest first"),
-    Strategy("hypothesis", "hypothesis_search",
-             "programs drawn by Hypothesis's engine, targeting interleaving features"),
+STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in (
+    StrategyInfo("coverage", "coverage", "CoverageGuided",
+                 "libFuzzer (atheris) on the byte form: line coverage of model/ plus "
+                 "interleaving features, structure-aware mutation and crossover",
+                 replays_corpus=True),
+    StrategyInfo("random", "random_walk", "RandomWalk",
+                 "random programs, random walk over schedules"),
+    StrategyInfo("pct", "pct", "Pct", "random programs under PCT priority scheduling (depth 3)"),
+    StrategyInfo("exhaustive", "exhaustive", "Exhaustive",
+                 "small programs, every schedule up to 2 preemptions, fewest first"),
+    StrategyInfo("hypothesis", "hypothesis_search", "HypothesisSearch",
+                 "programs drawn by Hypothesis's engine, targeting interleaving features"),
 )}

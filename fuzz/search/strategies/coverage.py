@@ -16,7 +16,7 @@ dies); a slice is the interval between two harvests:
 
 Restarting libFuzzer every slice would replay its whole corpus each time
 (a third of a 10 s slice once the corpus has a thousand entries). The
-harness is started through a small executable script, never ``python -m``:
+harness is started through its console script, never ``python -m``:
 libFuzzer's -fork/-jobs/-merge modes re-execute argv[0].
 """
 
@@ -27,8 +27,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -42,15 +42,17 @@ POLL_SECONDS = 0.5
 _STATUS = re.compile(rb"^#(\d+)\s.*\bcov: (\d+)", re.M)
 
 
-def harness_command(workdir: Path) -> list[str]:
-    """An executable that runs this interpreter's fuzz.search.harness (libFuzzer re-execs argv[0])."""
-    script = workdir / "cowfuzz-libfuzzer"
-    if not script.exists():
-        root = Path(__file__).resolve().parents[2]
-        script.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(root)!r})\n"
-                          "from fuzz.search.harness import main\nmain()\n")
-        script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    return [str(script)]
+def harness_command() -> list[str]:
+    """The ``cowfuzz-libfuzzer`` console script of this interpreter's installation (an
+    executable: libFuzzer's -fork/-jobs/-merge modes re-execute argv[0])."""
+    script = Path(sys.executable).with_name("cowfuzz-libfuzzer")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("cowfuzz-libfuzzer")
+    if found is None:
+        raise RuntimeError("the cowfuzz-libfuzzer command is missing: install cowfuzz "
+                           "(pip install .) to use the coverage strategy")
+    return [found]
 
 
 def _die_with_parent() -> None:
@@ -78,7 +80,6 @@ class LibFuzzer:
         if not session.corpus:
             for _ in range(INITIAL_SEEDS):
                 self.put(encode(random_program(rng, max_threads=3, max_ops=6)))
-        session.cleanups.append(self.stop)
 
     # -- the corpus directory ----------------------------------------------------------
     def put(self, data: bytes) -> None:
@@ -123,7 +124,7 @@ class LibFuzzer:
         self.results_offset = 0
         s = self.session
         designs = [arg for spec in s.designs for arg in ("--design", spec)]
-        cmd = [*harness_command(self.workdir), "--variant", s.variant_name, *designs,
+        cmd = [*harness_command(), "--variant", s.variant_name, *designs,
                "--results", str(self.results), f"-seed={self.rng.randrange(1, 2**31)}",
                "-reload=1", "-timeout=60", "-rss_limit_mb=4096", "-max_len=4096",
                "-len_control=0",           # the custom mutator bounds program size itself
@@ -185,20 +186,32 @@ def _tail(path: Path, n: int) -> bytes:
         return b""
 
 
-def run_slice(session, rng, options) -> None:
-    lf = session.__dict__.get("libfuzzer")
-    if lf is None:
-        lf = session.libfuzzer = LibFuzzer(session, rng)
-    lf.slice_base = lf.counted
-    lf.sync()
-    lf.poll()
-    while not session.done():
-        try:
-            lf.proc.wait(timeout=POLL_SECONDS)
-        except subprocess.TimeoutExpired:
-            pass
+class CoverageGuided:
+    """The worker's libFuzzer process starts at the first slice and lives until close()."""
+
+    def __init__(self, session, options: dict):
+        self.session = session
+        self.libfuzzer: LibFuzzer | None = None
+
+    def run_slice(self, rng) -> None:
+        session = self.session
+        lf = self.libfuzzer
+        if lf is None:
+            lf = self.libfuzzer = LibFuzzer(session, rng)
+        lf.slice_base = lf.counted
+        lf.sync()
         lf.poll()
+        while not session.done():
+            try:
+                lf.proc.wait(timeout=POLL_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+            lf.poll()
+            lf.read_results()
+            session.beat()
+        lf.harvest()
         lf.read_results()
-        session.beat()
-    lf.harvest()
-    lf.read_results()
+
+    def close(self) -> None:
+        if self.libfuzzer is not None:
+            self.libfuzzer.stop()

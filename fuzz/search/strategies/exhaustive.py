@@ -74,33 +74,41 @@ def campaign_programs(seed: int, worker: int, workers: int):
             index += 1
 
 
-def _next_exploration(session, options):
-    """The next (program, bound) this worker explores: small corpus programs it has not
-    explored yet first (the user's seeds), then the enumeration."""
-    corpus = session.corpus
-    while session.explore_cursor < len(corpus):
-        program = corpus[session.explore_cursor].with_schedule(())
-        session.explore_cursor += 1
-        text = format_program(program)
-        if program.op_count() <= 6 and text not in session.explored:
-            session.explored.add(text)
-            return program, options.get("bound", 2)
-    return next(session.enumeration, (None, 0))
+class Exhaustive:
+    """Explorations resume across slices, so none is cut short."""
 
+    def __init__(self, session, options: dict):
+        self.session = session
+        self.bound = options.get("bound", 2)
+        self.enumeration = campaign_programs(options.get("seed", 0), options.get("worker", 0),
+                                             options.get("workers", 1))
+        self.corpus_cursor = 0          # corpus programs looked at so far
+        self.explored: set[str] = set()
+        self.exploring = None           # the exploration in progress (a generator)
 
-def run_slice(session, rng, options) -> None:
-    """Campaign strategy: explorations resume across slices, so none is cut short."""
-    if not hasattr(session, "enumeration"):
-        session.enumeration = campaign_programs(options.get("seed", 0), options.get("worker", 0),
-                                                options.get("workers", 1))
-        session.explore_cursor = 0
-        session.explored = set()
-        session.exploring = None
-    while not session.done():
-        if session.exploring is None:
-            program, bound = _next_exploration(session, options)
-            if program is None:
-                return                       # every stage explored
-            session.exploring = exploration(program, bound, session.execute)
-        if next(session.exploring, None) is None:
-            session.exploring = None
+    def _next_exploration(self):
+        """The next (program, bound) to explore: small corpus programs not explored yet
+        first (the user's seeds), then the enumeration."""
+        corpus = self.session.corpus
+        while self.corpus_cursor < len(corpus):
+            program = corpus[self.corpus_cursor].with_schedule(())
+            self.corpus_cursor += 1
+            text = format_program(program)
+            if program.op_count() <= 6 and text not in self.explored:
+                self.explored.add(text)
+                return program, self.bound
+        return next(self.enumeration, (None, 0))
+
+    def run_slice(self, rng) -> None:
+        session = self.session
+        while not session.done():
+            if self.exploring is None:
+                program, bound = self._next_exploration()
+                if program is None:
+                    return                   # every stage explored
+                self.exploring = exploration(program, bound, session.execute)
+            if next(self.exploring, None) is None:
+                self.exploring = None
+
+    def close(self) -> None:
+        pass

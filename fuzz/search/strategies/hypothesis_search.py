@@ -19,23 +19,32 @@ class _SliceOver(Exception):
     """Ends the @given run when the slice is over."""
 
 
-def run_slice(session, rng, options) -> None:
-    strategy = programs(max_threads=options.get("max_threads", 3),
-                        max_ops=options.get("max_ops", 8))
-    phases = (Phase.generate, Phase.target) if options.get("target") else (Phase.generate,)
+class HypothesisSearch:
+    def __init__(self, session, options: dict):
+        self.session = session
+        self.strategy = programs(max_threads=options.get("max_threads", 3),
+                                 max_ops=options.get("max_ops", 8))
+        self.phases = (Phase.generate, Phase.target) if options.get("target") \
+            else (Phase.generate,)
 
-    @seed(rng.getrandbits(64))
-    @settings(database=None, deadline=None, max_examples=10**9, derandomize=False,
-              phases=phases, suppress_health_check=list(HealthCheck),
-              report_multiple_bugs=False)
-    @given(strategy)
-    def search(program):
-        if session.done():
-            raise _SliceOver
-        outcome = session.execute(program)
-        target(float(len(outcome.features)), label="features")
+    def run_slice(self, rng) -> None:
+        session = self.session
 
-    try:
-        search()
-    except _SliceOver:
+        @seed(rng.getrandbits(64))
+        @settings(database=None, deadline=None, max_examples=10**9, derandomize=False,
+                  phases=self.phases, suppress_health_check=list(HealthCheck),
+                  report_multiple_bugs=False)
+        @given(self.strategy)
+        def search(program):
+            if session.done():
+                raise _SliceOver
+            outcome = session.execute(program)
+            target(float(len(outcome.features)), label="features")
+
+        try:
+            search()
+        except _SliceOver:
+            pass
+
+    def close(self) -> None:
         pass

@@ -4,13 +4,21 @@ depth d with probability at least 1/(n k^(d-1)) per run."""
 
 from __future__ import annotations
 
-from fuzz.runtime.choosers import PCTChooser
 from fuzz.program.generate import random_program
+from fuzz.runtime.choosers import PCTChooser
 
 
-def run_slice(session, rng, options) -> None:
-    depth = options.get("depth", 3)
-    while not session.done():
-        program = random_program(rng, max_threads=3, max_ops=6, schedule_len=0)
-        k = max(int(session.decisions_avg * 1.2), 10)
-        session.execute(program, PCTChooser(rng, depth=depth, k=k, fail=0))
+class Pct:
+    def __init__(self, session, options: dict):
+        self.session = session
+        self.depth = options.get("depth", 3)
+
+    def run_slice(self, rng) -> None:
+        session = self.session
+        while not session.done():
+            program = random_program(rng, max_threads=3, max_ops=6, schedule_len=0)
+            k = max(int(session.decisions_avg * 1.2), 10)
+            session.execute(program, PCTChooser(rng, depth=self.depth, k=k, fail=0))
+
+    def close(self) -> None:
+        pass
