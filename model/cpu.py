@@ -60,10 +60,10 @@ class CpuOps:
             # x86 sets the Dirty bit in the PTE (not soft-dirty) on the first write
             new = pte._copy(dirty=True)
             table.ptes[pte_index(va)] = new
-            self.sched.log(table, f"pte[{va}]", pte, new)
+            self.sched.log_at(table, "pte", va, pte, new)
             pte = new
         entry = TlbEntry(pte.folio, writable, writable and pte.dirty)
-        self.sched.log(thread, f"tlb[{va}]", thread.tlb.get(va), entry)
+        self.sched.log_at(thread, "tlb", va, thread.tlb.get(va), entry)
         thread.tlb[va] = entry
         return entry
 
@@ -78,7 +78,7 @@ class CpuOps:
                 if entry is not None:
                     # a write through a read-only entry faults and drops it; a write
                     # through a clean writable entry re-walks to set the Dirty bit
-                    self.sched.log(thread, f"tlb[{va}]", entry, None)
+                    self.sched.log_at(thread, "tlb", va, entry, None)
                     del thread.tlb[va]
                 entry = self._hw_walk(thread, va, write)
             if entry is not None:

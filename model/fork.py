@@ -25,9 +25,9 @@ from model.flags import EAGAIN, ENOMEM, VM_DONTCOPY, VM_SHARED, is_cow_mapping
 from model.memory import maybe_mkwrite
 from model.mm import VmArea
 from model.page import ANON
-from model.pgtable import (PTRS_PER_PTE, USER_PAGES, mk_pte, pmd_addr_start, pmd_index, pte_index,
-                           pte_mkclean, pte_mkdirty, pte_mkold, pte_swp_clear_exclusive,
-                           pte_wrprotect)
+from model.pgtable import (PTRS_PER_PTE, USER_PAGES, PtePointer, mk_pte, pmd_addr_start,
+                           pmd_index, pte_index, pte_mkclean, pte_mkdirty, pte_mkold,
+                           pte_swp_clear_exclusive, pte_wrprotect)
 
 
 class ForkOps:
@@ -112,7 +112,6 @@ class ForkOps:
         """mm/memory.c:copy_pte_range (v7.0). ``src_pmd``: a pmd value to copy from instead
         of the source mm's live pmd (the COW PTE designs copy a shared table they just
         unhooked)."""
-        from model.kernel import PtePointer
         sched = self.sched
         dst_mm = dst_vma.vm_mm
         src_mm = src_vma.vm_mm

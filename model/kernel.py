@@ -10,8 +10,9 @@ The kernel's ``__name`` functions are spelled ``_name`` here: Python mangles
 method names with two leading underscores.
 
 State lives in plain objects (model/page.py, model/pgtable.py, model/mm.py);
-every change is logged to the scheduler (``self.sched.log``) so the trace
-shows it and the oracles can check it. Ghost state used only by the oracles
+every change is logged to the scheduler (``self.sched.log``/``log_at``, a
+``Change`` of model/changes.py) so the trace shows it and the oracles can
+check it. ``self.sched`` is all the model knows of the scheduler (model/sched.py). Ghost state used only by the oracles
 lives in ``self.spec`` (model/oracles/spec.py); the kernel paths never read it.
 """
 
@@ -28,26 +29,17 @@ from model.mm import File, MmStruct, Process, SwapSlot, Thread
 from model.mmap import MmapOps
 from model.mprotect import MprotectOps
 from model.page import FILE, ZERO, Folio, PageOps
-from model.pgtable import Pmd, PteTable, pmd_index, pte_index
+from model.pgtable import Pmd, PtePointer, PteTable, pmd_index, pte_index
 from model.proc import ProcOps
 from model.rmap import RmapOps
 from model.oracles.spec import Spec
+from model.sched import Sched
 from model.splice import SpliceOps
 from model.swap import SwapOps
 from model.syscalls import Syscalls
 from model.tlb import TlbOps
 from model.vmscan import VmscanOps
 from model.zap import ZapOps
-
-
-class PtePointer:
-    """A located PTE slot (the kernel's pte_t *): its table and index."""
-
-    __slots__ = ("table", "idx")
-
-    def __init__(self, table: PteTable, idx: int):
-        self.table = table
-        self.idx = idx
 
 
 class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOps,
@@ -64,7 +56,7 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
     affected = "-"
     fix = "-"
 
-    def __init__(self, sched):
+    def __init__(self, sched: Sched):
         self.sched = sched
         self.next_pfn = 1
         self.next_table = 1
@@ -146,7 +138,7 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
 
     def set_pmd(self, mm: MmStruct, addr: int, pmd) -> None:
         idx = pmd_index(addr)
-        self.sched.log(mm, f"pmd[{idx}]", mm.pmd[idx], pmd)
+        self.sched.log_at(mm, "pmd", idx, mm.pmd[idx], pmd)
         mm.pmd[idx] = pmd
 
     def pmd_bad(self, pmd) -> bool:
@@ -207,7 +199,7 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
                                table=table.name, va=addr)
         old = table.ptes[ptep.idx]
         table.ptes[ptep.idx] = pte
-        self.sched.log(table, f"pte[{addr}]", old, pte)
+        self.sched.log_at(table, "pte", addr, old, pte)
         self.pte_changed(mm, addr, table, old, pte)
 
     def pte_changed(self, mm, addr, table, old, new) -> None:

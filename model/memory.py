@@ -154,7 +154,7 @@ class FaultOps:
             ret = VM_FAULT_OOM
         else:
             vma.anon_vma = True
-            self.sched.log(vma.vm_mm, f"vma[{vma.vm_start}].anon_vma", False, True)
+            self.sched.log_at(vma.vm_mm, "vma.anon_vma", vma.vm_start, False, True)
         if vmf.flags & FAULT_FLAG_VMA_LOCK:
             mm.mmap_lock.up_read(self.sched)
         return ret

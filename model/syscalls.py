@@ -165,7 +165,7 @@ class Syscalls:
         pin.associated = mapped                  # no coherence promise after an unmap
         pin.shared = not self._private_view(vma, folio)
         proc.pins[slot] = pin
-        self.sched.log(proc, f"pin#{slot}", None, folio.name)
+        self.sched.log_at(proc, "pin", slot, None, folio.name)
         return folio.name
 
     async def op_unpin(self, thread, slot: int):
@@ -175,7 +175,7 @@ class Syscalls:
         pin = proc.pins.pop(slot, None)
         if pin is None:
             return -EINVAL
-        self.sched.log(proc, f"pin#{slot}", pin.folio.name, None)
+        self.sched.log_at(proc, "pin", slot, pin.folio.name, None)
         self.unpin_user_page(pin.folio)
         return 0
 
@@ -341,7 +341,7 @@ class Syscalls:
         await self.sched.point("exit_files")
         for slot in sorted(proc.pins):
             pin = proc.pins.pop(slot)
-            self.sched.log(proc, f"pin#{slot}", pin.folio.name, None)
+            self.sched.log_at(proc, "pin", slot, pin.folio.name, None)
             self.unpin_user_page(pin.folio)
         while proc.pipe:
             buf = proc.pipe.pop(0)

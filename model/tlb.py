@@ -41,7 +41,7 @@ class TlbOps:
             if not tlb:
                 continue
             for va in [va for va in tlb if start <= va < end]:
-                self.sched.log(thread, f"tlb[{va}]", tlb[va], None)
+                self.sched.log_at(thread, "tlb", va, tlb[va], None)
                 del tlb[va]
 
     async def flush_tlb_mm(self, mm, label: str = "flush_tlb_mm") -> None:

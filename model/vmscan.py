@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from model.flags import EINVAL
 from model.page import ANON, folio_maybe_dma_pinned
-from model.pgtable import PTRS_PER_PTE, USER_PAGES, pmd_addr_start, pmd_index, pte_index, \
-    swp_entry_to_pte
+from model.pgtable import (PTRS_PER_PTE, USER_PAGES, PtePointer, pmd_addr_start, pmd_index,
+                           pte_index, swp_entry_to_pte)
 
 
 class VmscanOps:
@@ -198,7 +198,6 @@ class VmscanOps:
     async def madvise_pageout(self, mm, start: int, npages: int) -> int:
         """mm/madvise.c:madvise_pageout (v7.0) under mmap_lock (read): isolate the
         exclusively mapped anon folios, then reclaim_pages()."""
-        from model.kernel import PtePointer
         end = start + npages
         if npages <= 0 or start < 0 or end > USER_PAGES:
             return -EINVAL

@@ -15,7 +15,7 @@ zaps after downgrading it to read.
 from __future__ import annotations
 
 from model.flags import EINVAL
-from model.pgtable import PTRS_PER_PTE, USER_PAGES, pmd_addr_start, pmd_index, pte_index
+from model.pgtable import PTRS_PER_PTE, USER_PAGES, PtePointer, pmd_addr_start, pmd_index, pte_index
 
 
 class ZapOps:
@@ -35,7 +35,6 @@ class ZapOps:
 
     async def zap_pte_range(self, tlb, vma, addr: int, end: int, reclaim_pt: bool = False) -> None:
         """mm/memory.c:zap_pte_range + zap_present_folio_ptes + zap_nonpresent_ptes (v7.0)."""
-        from model.kernel import PtePointer
         mm = tlb.mm
         sched = self.sched
         shared = await self.zap_pte_range_shared(tlb, vma, addr)

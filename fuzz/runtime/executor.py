@@ -27,7 +27,7 @@ from fuzz.runtime.choosers import ReplayChooser
 from fuzz.runtime.drivers import GateBreach, GateGuard, StepDriver, TrioDriver
 from fuzz.runtime.features import FeatureCollector
 from fuzz.program.program import Program
-from fuzz.runtime.scheduler import DEFAULT_MAX_STEPS, DONE, EndOfExecution, Scheduler
+from fuzz.runtime.scheduler import DEFAULT_MAX_STEPS, EndOfExecution, Scheduler
 from fuzz.runtime.trace import Trace
 from model.oracles.errors import Violation
 from model.mm import Process
@@ -121,6 +121,7 @@ class Run:
         for spec in program.threads:
             self.threads_of.setdefault(spec.pid, []).append(spec)
         self.threads = []            # (model Thread, ThreadSpec) in creation order
+        self.stuck = False           # the concurrent phase ended with threads waiting in user space
 
     # -- task bodies -------------------------------------------------------------
     async def setup(self) -> None:
@@ -196,29 +197,12 @@ class Run:
         k.check_all_freed()
 
 
-def _run_alone(sched: Scheduler, name: str, factory) -> None:
-    """Run a single task to completion outside any driver (it never parks)."""
-    task = sched.spawn(name, factory)
-    sched.current = task
-    coro = factory()
-    task.coro = coro
-    try:
-        coro.send(None)
-    except StopIteration:
-        task.state = DONE
-        sched._close_step(task, ("done",))
-        return
-    coro.close()
-    raise RuntimeError(f"{name} task parked while running alone")
-
-
 def _finish(run: Run, exc: BaseException | None) -> Outcome:
     sched = run.sched
     trace = Trace.from_scheduler(sched, run.program)
     decisions = len(sched.choices)
     if exc is None:
-        return Outcome(OK, trace, sched.schedule(), decisions=decisions,
-                       stuck=run.__dict__.get("stuck", False))
+        return Outcome(OK, trace, sched.schedule(), decisions=decisions, stuck=run.stuck)
     if isinstance(exc, Violation):
         if exc.step is None:
             exc.step = max(len(sched.steps) - 1, 0)
@@ -249,35 +233,48 @@ def _install_checks(run: Run, features: bool):
     return collector
 
 
-def execute(program: Program, variant_cls, chooser=None, *,
-            max_steps: int = DEFAULT_MAX_STEPS, features: bool = False) -> Outcome:
-    """Run ``program`` on ``variant_cls`` with the fast (hand-stepping) driver."""
-    run = Run(program, variant_cls, chooser or ReplayChooser(program.schedule), max_steps)
+async def _phases(run: Run, concurrent_phase) -> Outcome:
+    """The one phase loop of both drivers: setup alone, then every thread under the
+    driver (``await concurrent_phase()``), then teardown alone. Every model failure
+    becomes the outcome."""
     sched = run.sched
-    collector = _install_checks(run, features)
-    outcome = _execute(run, sched)
-    if collector is not None:
-        outcome.features = collector.features
-        outcome.points = collector.points
-    return outcome
-
-
-def _execute(run: Run, sched) -> Outcome:
     try:
-        _run_alone(sched, "setup", run.setup)
-        StepDriver(sched)
+        sched.run_alone("setup", run.setup)
         for thread, spec in list(run.threads):
             run._spawn(thread, spec)
         try:
-            sched.driver.run()
+            await concurrent_phase()
         except EndOfExecution:
             run.stuck = True
-        _run_alone(sched, "teardown", lambda: run.teardown(_killed_threads(run)))
+        sched.run_alone("teardown", lambda: run.teardown(_killed_threads(run)))
     except BaseException as exc:   # every model failure becomes an outcome
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         return _finish(run, exc)
     return _finish(run, None)
+
+
+def execute(program: Program, variant_cls, chooser=None, *,
+            max_steps: int = DEFAULT_MAX_STEPS, features: bool = False) -> Outcome:
+    """Run ``program`` on ``variant_cls`` with the fast (hand-stepping) driver."""
+    run = Run(program, variant_cls, chooser or ReplayChooser(program.schedule), max_steps)
+    collector = _install_checks(run, features)
+
+    async def concurrent_phase():
+        StepDriver(run.sched).run()     # never suspends: the phase loop runs straight through
+
+    phases = _phases(run, concurrent_phase)
+    try:
+        phases.send(None)
+    except StopIteration as done:
+        outcome = done.value
+    else:
+        phases.close()
+        raise RuntimeError("the step executor's phase loop suspended")
+    if collector is not None:
+        outcome.features = collector.features
+        outcome.points = collector.points
+    return outcome
 
 
 class TrioExecutor:
@@ -312,27 +309,16 @@ class TrioExecutor:
         """One execution. ``hang_timeout`` (wall clock) only catches a model that blocks
         in trio instead of the gate, which would otherwise hang the loop for ever."""
         run = Run(program, variant_cls, chooser or ReplayChooser(program.schedule), max_steps)
-        sched = run.sched
         _install_checks(run, False)
-        try:
-            _run_alone(sched, "setup", run.setup)
-            driver = TrioDriver(sched, self.guard)
-            for thread, spec in list(run.threads):
-                run._spawn(thread, spec)
+
+        async def concurrent_phase():
+            driver = TrioDriver(run.sched, self.guard)
             try:
                 with trio.fail_after(hang_timeout):
                     await driver.run()
-            except EndOfExecution:
-                run.stuck = True
             except trio.TooSlowError:
                 raise GateBreach(f"no progress for {hang_timeout}s: a model task blocked "
                                  "outside the gate (awaiting something other than the "
                                  "scheduler)") from None
-            _run_alone(sched, "teardown", lambda: run.teardown(_killed_threads(run)))
-        except BaseException as exc:
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            if isinstance(exc, GateBreach):
-                return _finish(run, exc)
-            return _finish(run, exc)
-        return _finish(run, None)
+
+        return await _phases(run, concurrent_phase)

@@ -48,10 +48,10 @@ class FeatureCollector:
         feats.add(point)
         self.points.add(point)
         last = self.last
-        for obj, field, _old, new in step.changes:
+        for obj, field, index, _old, new in step.changes:
             kind = type(obj).__name__
-            if field.startswith("pte["):
-                key = (id(obj), field)
+            if field == "pte":
+                key = (id(obj), index)
                 kind = "pte"
                 if new is not None and new.present:
                     f = new.folio

@@ -19,12 +19,15 @@ forever: deleting choices never invalidates the rest.
 
 Fault injection draws from the same stream: with injection on, every
 ``should_fail`` consumes one binary choice (1 = the allocation fails).
+
+``Scheduler`` implements ``model.sched.Sched``, the protocol the model sees.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Protocol, Sequence
 
+from model.changes import Change
 from model.oracles.errors import Deadlock, Livelock
 
 RUNNABLE = "runnable"
@@ -95,7 +98,7 @@ class Scheduler:
         self.tasks: list[Task] = []
         self.current: Task | None = None
         self.steps: list[Step] = []
-        self.changes: list = []          # change log of the step in progress
+        self.changes: list[Change] = []  # change log of the step in progress
         self.events: list = []           # events (op begin/end, block) of the step in progress
         self.choices: list[int] = []     # the effective choices made, in order
         self.after_step: Callable[[Step], None] | None = None
@@ -157,8 +160,12 @@ class Scheduler:
         return bool(k)
 
     def log(self, obj: Any, field: str, old: Any, new: Any) -> None:
-        """Record a state change of the running step (trace and incremental checks)."""
-        self.changes.append((obj, field, old, new))
+        """Record a state change of the running step (a ``model.changes.Change``)."""
+        self.changes.append((obj, field, None, old, new))
+
+    def log_at(self, obj: Any, field: str, index: Any, old: Any, new: Any) -> None:
+        """Record a change of element ``index`` of an array-like field."""
+        self.changes.append((obj, field, index, old, new))
 
     def note(self, *event: Any) -> None:
         """Attach an event (operation start/result) to the running step."""
@@ -217,6 +224,22 @@ class Scheduler:
     async def _switch(self, cur: Task, nxt: Task) -> None:
         self.driver.resume(nxt)
         await self.driver.park(cur)
+
+    def run_alone(self, name: str, factory: Callable[[], Any]) -> None:
+        """Run one task (setup, teardown) to completion outside any driver: with no other
+        task runnable it never parks."""
+        task = self.spawn(name, factory)
+        self.current = task
+        coro = factory()
+        task.coro = coro
+        try:
+            coro.send(None)
+        except StopIteration:
+            task.state = DONE
+            self._close_step(task, ("done",))
+            return
+        coro.close()
+        raise RuntimeError(f"{name} task parked while running alone")
 
     def task_done(self, task: Task) -> Task | None:
         """Called by the driver when a task's coroutine returned; picks the next."""

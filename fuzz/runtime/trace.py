@@ -3,7 +3,7 @@
 A step is one task running from one scheduling point to the next: its
 index, its task, the label of the point it resumed at ("<kernel
 function>:<what>"), its context (mm, va), the state it changed (object,
-field, before, after) and its events (an operation starting or returning,
+field, index, before, after: model/changes.py) and its events (an operation starting or returning,
 blocking on a lock, a fault injected). Building the trace keeps references
 only; names and values are rendered when asked, from fields that never
 change after the step, so rendering is deterministic.
@@ -12,6 +12,8 @@ change after the step, so rendering is deterministic.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from model.changes import field_text
 
 
 def fmt_value(v) -> str:
@@ -62,7 +64,8 @@ class Trace:
 
     # -- data views --------------------------------------------------------------
     def changes_of(self, step):
-        return [(obj_name(o), f, fmt_value(a), fmt_value(b)) for o, f, a, b in step.changes]
+        return [(obj_name(o), field_text(f, i), fmt_value(a), fmt_value(b))
+                for o, f, i, a, b in step.changes]
 
     def step_objects(self, step) -> str:
         parts = []

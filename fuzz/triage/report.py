@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from fuzz.triage.signature import find_conflict, signature, violation_keys
 from fuzz.runtime.trace import event_text, fmt_value, obj_name
+from model.changes import field_text
 
 #: the lane log shows one column per task up to this many tasks (``columns=True``)
 MAX_COLUMNS = 3
@@ -78,11 +79,11 @@ def _step_objects(trace, step) -> str:
     base = trace.step_objects(step)
     parts = [base] if base else []
     pfn = table = None
-    for obj, f, _a, _b in step.changes:
+    for obj, f, _i, _a, _b in step.changes:
         name = obj_name(obj)
         if pfn is None and name.startswith("pfn"):
             pfn = name[3:]
-        if table is None and f.startswith("pte["):
+        if table is None and f == "pte":
             table = name
     if pfn is not None:
         parts.append(f"pfn={pfn}")
@@ -104,14 +105,14 @@ def _step_result(step) -> str:
 
 
 def _touches(step, names, fields) -> list:
-    """The changes of ``step`` to a named object or field, as (object, field, a, b)."""
+    """The changes of ``step`` to a named object or field, as (object, field, a, b) text."""
     hits = []
-    for obj, f, a, b in step.changes:
+    for obj, f, i, a, b in step.changes:
         name = obj_name(obj)
         a, b = fmt_value(a), fmt_value(b)
-        points_at = f.startswith("pmd[") and any(v.split(":")[0] in names for v in (a, b))
-        if name in names or f in fields or points_at:
-            hits.append((name, f, a, b))
+        points_at = f == "pmd" and any(v.split(":")[0] in names for v in (a, b))
+        if name in names or (f, i) in fields or points_at:
+            hits.append((name, field_text(f, i), a, b))
     return hits
 
 
@@ -134,10 +135,10 @@ def build_report(program, variant: str, outcome, *, meta: dict | None = None) ->
     last_change: dict[tuple, int] = {}
     for s in trace.steps:
         touched = set()
-        for obj, f, _a, b in s.changes:
+        for obj, f, i, _a, b in s.changes:
             name = obj_name(obj)
             if name in names:
-                state.setdefault(name, {})[f] = fmt_value(b)
+                state.setdefault(name, {})[field_text(f, i)] = fmt_value(b)
                 touched.add(name)
         if trace.task_names[s.tid] not in ("setup", "teardown"):
             for name, f, _a, _b in _touches(s, names, fields):

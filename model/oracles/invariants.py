@@ -51,13 +51,14 @@ class Invariants:
                                  mm=mm.mid, va=addr, pfn=folio.pfn)
 
     # -- per-step checks ---------------------------------------------------------
-    #: which checks a change of each field calls for: W = writable=>exclusive,
-    #: T = TLB entries, R = refcount bounds, M = mapcounts vs page tables (quiescent)
+    #: which checks a change of each field (model/changes.py) calls for:
+    #: W = writable=>exclusive, T = TLB entries, R = refcount bounds,
+    #: M = mapcounts vs page tables (quiescent)
     _FIELD_CHECKS = {
         "pte": "WTM", "pmd": "WTM", "tlb": "T", "_refcount": "R", "mapcount": "WRM",
         "PageAnonExclusive": "W", "freed": "RM", "swapcache": "RM", "count": "M",
-        "pin": "WR", "pipe": "WR", "tlb_flush_pending": "T", "tlb_flush_batched": "T",
-        "writer": "T", "owner": "W", "refcount": "M",
+        "pin": "WR", "pin.associated": "WR", "pipe": "WR", "tlb_flush_pending": "T",
+        "tlb_flush_batched": "T", "writer": "T", "owner": "W", "refcount": "M",
     }
 
     def after_step(self, step) -> None:
@@ -68,11 +69,10 @@ class Invariants:
             return
         checks = ""
         table = self._FIELD_CHECKS
-        for _obj, field, old, new in changes:
-            key = field.partition("[")[0].partition("#")[0]
-            want = table.get(key)
+        for _obj, field, _index, _old, new in changes:
+            want = table.get(field)
             if want:
-                if key == "owner" and new is not None:
+                if field == "owner" and new is not None:
                     continue             # taking a lock hides state, only a release exposes it
                 checks += want
         if not checks:
@@ -198,7 +198,7 @@ class Invariants:
 
     def check_refcounts(self, step) -> None:
         seen = set()
-        for obj, field, _old, _new in step.changes:
+        for obj, field, _index, _old, _new in step.changes:
             if type(obj) is not Folio or id(obj) in seen or \
                     field not in ("_refcount", "mapcount", "swapcache", "freed"):
                 continue

@@ -151,7 +151,7 @@ class Spec:
             for pin in proc.pins.values():
                 if pin.va == va and pin.associated:
                     pin.associated = False
-                    self.k.sched.log(proc, f"pin#{pin.slot}.associated", True, False)
+                    self.k.sched.log_at(proc, "pin.associated", pin.slot, True, False)
 
     def unmap_end(self, proc, vas) -> None:
         for va in vas:

@@ -36,8 +36,7 @@ them to be, so that it is the design to check against, not a strawman:
 
 from __future__ import annotations
 
-from model.kernel import PtePointer
-from model.pgtable import Pmd, pmd_index, pte_index
+from model.pgtable import Pmd, PtePointer, pmd_index, pte_index
 from model.variants import register
 from model.variants.cowpte.common import CowPteKernel
 
@@ -97,8 +96,8 @@ class CowPteRelaxed(CowPteKernel):
             for i, pte in enumerate(dst.table.ptes):
                 if pte is not None:            # the duplicates go; their accounting stays
                     dst.table.ptes[i] = None
-                    self.sched.log(dst.table, f"pte[{pmd_index(addr) * len(dst.table.ptes) + i}]",
-                                   pte, None)
+                    self.sched.log_at(dst.table, "pte", pmd_index(addr) * len(dst.table.ptes) + i,
+                                      pte, None)
             dst.table.ptl.unlock(sched)
             src.table.ptl.unlock(sched)
             self.free_table_rcu(dst.table)

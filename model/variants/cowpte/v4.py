@@ -39,8 +39,7 @@ from __future__ import annotations
 from model.oracles.errors import KernelBug
 from model.flags import (EAGAIN, ENOMEM, FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, VM_DONTCOPY,
                          VM_FAULT_OOM)
-from model.kernel import PtePointer
-from model.pgtable import Pmd, pmd_index, pmd_wrprotect, pte_index
+from model.pgtable import Pmd, PtePointer, pmd_index, pmd_wrprotect, pte_index
 from model.variants import register
 from model.variants.cowpte.common import CowPteKernel
 
