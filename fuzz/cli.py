@@ -27,6 +27,7 @@ an input replays on: fuzz/program/replay_design.py.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -272,20 +273,24 @@ def cmd_corpus_add(args) -> int:
     """Keep a finding as a regression test: replay it, confirm its verdict, write it."""
     from fuzz.search.store import atomic_write
     from fuzz.triage.regression import NotRecorded, regression_test
+    dest = Path(args.dest)
+    if dest.exists() and not dest.is_dir():
+        raise UsageError(f"{dest}: not a folder (DEST is the folder of regression tests)")
     label, program, token_variant, sig, stem = _finding(args.source)
     name, variant_cls = _variant_of(args, label, program, token_variant)
-    recorded = args.expect or dict(program.expect).get(name)
+    if name != program.found_on:
+        sig = None                   # the crash folder's signature is of another design
     if args.expect is not None:
         _check_verdict(args.expect)
+    recorded = args.expect or dict(program.expect).get(name)
     try:
         test = regression_test(program, name, variant_cls, _variant("upstream"), label=label,
                                recorded=recorded, sig=sig, stem=stem)
     except NotRecorded as exc:
-        print(f"cowfuzz: {exc}", file=sys.stderr)
+        why = f"--expect {args.expect}" if args.expect else f"its expect line says {recorded}"
+        print(f"cowfuzz: {label} on {name}: {exc.got}, but {why}: nothing written (if "
+              f"{exc.got} is right: --expect {exc.got})", file=sys.stderr)
         return EXIT_FOUND
-    dest = Path(args.dest)
-    if dest.exists() and not dest.is_dir():
-        raise UsageError(f"{dest}: not a folder (DEST is the folder of regression tests)")
     path, verb = _regression_path(dest, test.name, program)
     atomic_write(path, test.text)
     print(f"{verb} {path}: {test.expect_summary()}")
@@ -293,12 +298,13 @@ def cmd_corpus_add(args) -> int:
 
 
 def _finding(source: str):
-    """(label, program, token variant, signature, file stem) of a crash folder (its
-    repro.cow, else input.cow, and its signature.txt), a .cow file or a token."""
+    """(label, program, token variant, signature, name) of a crash folder (its repro.cow,
+    else input.cow, its signature.txt and its name), a .cow file (its stem) or a token."""
     from fuzz.program.replay_token import is_token
     path = Path(source)
     sig = stem = None
     if not is_token(source) and path.is_dir():
+        stem = path.resolve().name
         found = [path / n for n in ("repro.cow", "input.cow") if (path / n).is_file()]
         if not found:
             raise UsageError(f"{path}: not a crash folder (no repro.cow or input.cow)")
@@ -484,6 +490,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("cowfuzz: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (cowfuzz run ... | head): stop quietly, and keep Python's
+        # final flush of stdout from failing again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FOUND
 
 
 def _main(argv) -> int:

@@ -96,8 +96,15 @@ class CowItem(pytest.Item):
         detail = render_text(report) if outcome.failed else render_trace(report)
         if outcome.error:
             detail += outcome.error
-        raise VerdictMismatch(mismatch_message(str(self.path), self.variant, self.verdict, got,
-                                               self._expect_line()), detail)
+        raise VerdictMismatch(mismatch_message(self._shown_path(), self.variant, self.verdict,
+                                               got, self._expect_line()), detail)
+
+    def _shown_path(self) -> str:
+        """The file as the user would type it: relative to where pytest runs, if below it."""
+        try:
+            return str(self.path.relative_to(self.config.invocation_params.dir))
+        except ValueError:
+            return str(self.path)
 
     def _expect_line(self) -> int | None:
         """The line (from 1) of this item's expect line in its file."""

@@ -20,7 +20,6 @@ against time.
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import math
 import multiprocessing
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from fuzz.bench.trials import run_trial
 from fuzz.program.textcodec import read_program
+from fuzz.search.interrupt import ignore_sigint, sigint_blocked
 from model.variants import VARIANTS, declared_specs, load_designs
 
 DEFAULT_STRATEGIES = ("coverage", "random", "pct", "exhaustive")
@@ -128,16 +128,20 @@ def _run(job) -> dict:
     return run_trial(*job).to_json()
 
 
+def _start_worker(designs) -> None:
+    ignore_sigint()                  # Ctrl-C stops the benchmark, which stops the trials
+    load_designs(designs)
+
+
 def run(variants, strategies, trials: int, budget: float, jobs: int, progress=None) -> list:
     work = plan(variants, strategies, trials, budget)
     results = []
     ctx = multiprocessing.get_context("spawn")
     designs = tuple(declared_specs(VARIANTS[name] for name in variants))
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=load_designs,
-                                                initargs=(designs,)) as pool:
-        futures = {pool.submit(_run, job): job for job in work}
-        for future in concurrent.futures.as_completed(futures):
-            result = future.result()
+    with sigint_blocked():
+        pool = ctx.Pool(jobs, initializer=_start_worker, initargs=(designs,))
+    with pool:                       # leaving it terminates the trials still running
+        for result in pool.imap_unordered(_run, work):
             results.append(result)
             if progress is not None:
                 progress(len(results), len(work), result)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fuzz.runtime.executor import execute
+from fuzz.search.interrupt import ignore_sigint, sigint_blocked
 from fuzz.search.progress import Reporter
 from fuzz.triage.html_report import render_html
 from fuzz.triage.report import build_report, render_text
@@ -241,7 +242,8 @@ class Campaign:
                                 args=(slot.index, self.config.variant, self.config.designs,
                                       slot.workdir, child),
                                 name=f"cowfuzz-worker-{slot.index}", daemon=True)
-        slot.proc.start()
+        with sigint_blocked():
+            slot.proc.start()
         child.close()
         slot.conn = parent
         slot.entry_cursor = slot.feature_cursor = 0   # a new process has seen nothing
@@ -347,7 +349,8 @@ class Campaign:
 
     def _start_minimization(self, folder: Path, sig: str) -> None:
         if self.minimizer is None:
-            self.minimizer = _MP.Pool(1)
+            with sigint_blocked():
+                self.minimizer = _MP.Pool(1, initializer=ignore_sigint)
         text = (folder / "input.cow").read_text()
         self.minimizing[sig] = self.minimizer.apply_async(
             minimize_job, (text, self.config.variant, self.config.designs, sig,

@@ -42,6 +42,11 @@ def mismatch_message(where: str, design: str, expected: str, got: str,
 class NotRecorded(ValueError):
     """The replay's verdict is not the one recorded (or asked for): nothing is written."""
 
+    def __init__(self, got: str, recorded: str):
+        super().__init__(f"{got}, not {recorded}")
+        self.got = got
+        self.recorded = recorded
+
 
 @dataclass
 class RegressionTest:
@@ -64,19 +69,19 @@ def regression_test(program, design: str, variant_cls, upstream_cls, *, label: s
     """The regression test of ``program`` on ``design``: replay it there and on upstream,
     and keep the verdicts. ``recorded`` is the verdict it must come to (the ``--expect``
     asked for, else the file's own expect line); NotRecorded if it does not. The name is
-    the signature's slug (``sig``, else the failing run's), else ``stem``."""
+    the signature's slug (``sig``, else the failing run's), else ``stem``, else the
+    verdict and the design."""
     outcome = execute(program, variant_cls)
     got = outcome.status
     if recorded is not None and got != recorded:
-        raise NotRecorded(f"{label} on {design}: {got}, not {recorded} as recorded; nothing "
-                          f"written (if {got} is right: --expect {got})")
+        raise NotRecorded(got, recorded)
     upstream = None
     if design != "upstream":
         if not execute(program, upstream_cls).failed:
             upstream = "clean"
     if sig is None and outcome.failed:
         sig = signature(outcome, design)
-    name = signature_slug(sig) if sig else (stem or f"clean-{design}")
+    name = signature_slug(sig) if sig else (stem or f"{got}-{design}")
     expect = [(design, got)] + ([("upstream", upstream)] if upstream else [])
     kept = replace(program, expect=tuple(expect), found_on=program.found_on or design)
     what = sig or f"{got} on {design}"
