@@ -16,8 +16,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from PIL import Image
 from fuzz.program.replay_design import replay_design
 from fuzz.runtime.executor import execute
 from fuzz.triage.html_report import CSP, render_html, write_report
-from fuzz.triage.report import build_report
+from fuzz.triage.report import build_report, header_rows, render_text
 from fuzz.program.textcodec import parse_program, read_program
 from model.variants import get_variant
 
@@ -240,6 +242,11 @@ def test_header_and_verdict(race):
                   "2 operations, 2 threads, 2 preemptions"):
         assert value in text
     assert f'<code id="replay">{report.replay}</code>' in text
+    # the header is the text report's, row for row
+    plain = render_text(report)
+    for k, v in header_rows(report):
+        assert f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" in text
+        assert re.search(rf"^{re.escape(k)}:\s+{re.escape(v)}$", plain, re.M)
     assert any(t == "button" and a.get("id") == "copy-replay" for t, a, _ in page.elements)
     # lanes: a header per task, sticky
     heads = page.with_class("lh")
