@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fuzz.triage.signature import find_conflict, signature, violation_keys
 from fuzz.runtime.trace import fmt_value, lane_lines, obj_name
+from fuzz.triage.minimize import shrink_text
+from fuzz.triage.signature import find_conflict, signature, violation_keys
 
 
 @dataclass
@@ -193,7 +194,6 @@ def header_rows(report: Report) -> list[tuple[str, str]]:
     """The header under the title, (name, value) rows, as the text and the HTML report
     show it: variant, model version, signature, and from a campaign's meta the first hit,
     the hits and the size before and after minimization."""
-    from fuzz.triage.minimize import shrink_text
     meta = report.meta or {}
     rows = [("variant", report.variant), ("model", report.model_version),
             ("signature", report.signature)]
