@@ -3,27 +3,35 @@
     cowfuzz fuzz [--variant V] [--strategy S] [--time SEC] [--runs N] [--jobs N] ...
                                                  run a campaign
     cowfuzz run FILE|DIR|TOKEN... [--variant V]   replay programs, print trace and verdict
-    cowfuzz minimize FILE [-o OUT] [--variant V]  shrink a failing program
-    cowfuzz explore FILE [--bound K] [--variant V]
+    cowfuzz minimize FILE|TOKEN [-o OUT] [--variant V]
+                                                 shrink a failing program
+    cowfuzz explore FILE|TOKEN [--bound K] [--variant V]
                                                  every schedule up to K preemptions
+    cowfuzz corpus add CRASHDIR|FILE|TOKEN DEST [--expect clean|ORACLE]
+                                                 keep a finding as a regression test
     cowfuzz bench [--variants V...] [--strategies S...] [--trials N] [--budget SEC]
                                                  the bug benchmark
-    cowfuzz report FILE -o OUT.html              the HTML report of a run
+    cowfuzz report FILE|TOKEN -o OUT.html        the HTML report of a run
     cowfuzz plot DIR                             draw a campaign's progress
     cowfuzz variants                             list the designs
     cowfuzz strategies                           list the search strategies
+    cowfuzz --version
 
-Exit status: 0 clean, 1 a violation (or a model error), 2 bad usage or input.
-Bad input is reported on one line, ``file:line: what is wrong``.
+Exit status: 0 clean (``minimize``, ``corpus add``: done), 1 a violation, a model
+error or a verdict other than the ``expect`` line's (``corpus add``: not the
+recorded verdict), 2 bad usage or input, 130 interrupted (Ctrl-C).
+Bad input is reported on one line, ``file:line: what is wrong``. Which design
+an input replays on: fuzz/program/replay_design.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-EXIT_CLEAN, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
+EXIT_CLEAN, EXIT_FOUND, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_VARIANT = "cowpte-rfc2"
 
 
@@ -89,35 +97,51 @@ def collect_inputs(args) -> list:
 
 
 def cmd_run(args) -> int:
-    from fuzz.runtime.executor import execute
-    from fuzz.triage.report import build_report, render_text
+    from fuzz.program.replay_design import replay_designs
     from fuzz.program.replay_token import make_token
+    from fuzz.runtime.executor import execute
+    from fuzz.triage.report import build_report, render_text, render_trace
     _declare(args)
     forced = _user_variant(args.variant).name if args.variant else None
     inputs = collect_inputs(args.inputs)
     verbose = args.trace or (len(inputs) == 1 and not args.quiet)
     worst = EXIT_CLEAN
     for label, program, token_variant in inputs:
-        names = [forced] if forced else (
-            [v for v, _ in program.expect] or [token_variant or program.found_on or "upstream"])
+        names = replay_designs(program, forced, token_variant, every_expected=True)
         classes = [_variant(name, label) for name in names]
         for name, cls in zip(names, classes):
             outcome = execute(program, cls)
-            status = "clean" if outcome.verdict == "ok" else outcome.oracle or outcome.verdict
-            if outcome.failed:
-                print(make_token(program, name))
-                print(render_text(build_report(program, name, outcome)), end="")
-                if outcome.error:
-                    print(outcome.error, end="")
-            elif verbose:
-                print(outcome.trace.render_text(), end="")
+            if not args.quiet and (outcome.failed or verbose):
+                report = build_report(program, name, outcome)
+                if outcome.failed:
+                    print(make_token(program, name))
+                    print(render_text(report), end="")
+                    if outcome.error:
+                        print(outcome.error, end="")
+                else:
+                    print(render_trace(report), end="")
             expected = dict(program.expect).get(name)
-            note = "" if expected is None else (
-                "  (as expected)" if expected == status else f"  (expected {expected})")
-            print(f"{label} on {name}: {status}, {len(outcome.trace.steps)} steps{note}")
-            if outcome.failed:
+            print(f"{label} on {name}: {outcome.status}, {len(outcome.trace.steps)} steps"
+                  + _expectation_note(label, name, expected, outcome.status))
+            if outcome.failed or (expected is not None and expected != outcome.status):
                 worst = EXIT_FOUND
     return worst
+
+
+def _expectation_note(label: str, name: str, expected: str | None, got: str) -> str:
+    """"(as expected)", or what the expect line says and which line to change."""
+    from fuzz.triage.regression import expect_line
+    if expected is None:
+        return ""
+    if expected == got:
+        return "  (as expected)"
+    try:
+        lineno = expect_line(Path(label).read_text(encoding="utf-8"), name)
+    except (OSError, UnicodeDecodeError):
+        lineno = None
+    where = f"; if {got} is right, change {label}:{lineno} to 'expect {name} {got}'" \
+        if lineno is not None else ""
+    return f"  (expected {expected}{where})"
 
 
 def _single_input(arg: str):
@@ -128,14 +152,14 @@ def _single_input(arg: str):
 
 
 def _variant_of(args, label, program, token_variant):
-    """(name, class) of the design to replay an input on: --variant, else the one the
-    input names (its token, found-on line, or first expect line)."""
+    """(name, class) of the design to replay an input on (fuzz/program/replay_design.py):
+    --variant, else the token's, else the file's found-on, else its first expect line."""
+    from fuzz.program.replay_design import replay_design
     _declare(args)
     if args.variant:
         cls = _user_variant(args.variant)
         return cls.name, cls
-    name = token_variant or program.found_on or \
-        next((v for v, _ in program.expect), "upstream")
+    name = replay_design(program, token_variant=token_variant)
     return name, _variant(name, label)
 
 
@@ -167,6 +191,8 @@ def cmd_fuzz(args) -> int:
         stats = Campaign(config, Reporter(quiet=args.quiet)).run()
     except Busy as exc:
         raise UsageError(str(exc)) from None
+    if stats.interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_FOUND if stats.violations else EXIT_CLEAN
 
 
@@ -177,7 +203,7 @@ def _declared_specs() -> tuple[str, ...]:
 
 
 def cmd_minimize(args) -> int:
-    from fuzz.triage.minimize import minimize
+    from fuzz.triage.minimize import minimize, shrink_text
     from fuzz.program.textcodec import format_program
     from fuzz.program.replay_token import make_token
     label, program, token_variant = _single_input(args.input)
@@ -187,11 +213,9 @@ def cmd_minimize(args) -> int:
     except ValueError as exc:
         raise UsageError(f"{label}: {exc} ({name})") from None
 
-    def show(d):
-        return f"{d['operations']} operations, {d['threads']} threads, {d['preemptions']} preemptions"
-    print(f"{label} on {name}: {show(result.before)} -> {show(result.after)} "
-          f"({result.runs} runs, {result.seconds:.1f} s{', time cap reached' if result.timed_out else ''})",
-          file=sys.stderr)
+    print(f"{label} on {name}: {shrink_text(result.before, result.after)} "
+          f"({result.runs} runs, {result.seconds:.1f} s"
+          f"{', time cap reached' if result.timed_out else ''})", file=sys.stderr)
     text = format_program(result.program)
     if args.output:
         from fuzz.search.store import atomic_write
@@ -200,7 +224,7 @@ def cmd_minimize(args) -> int:
     else:
         sys.stdout.write(text)
     print(make_token(result.program, name), file=sys.stderr)
-    return EXIT_FOUND
+    return EXIT_CLEAN
 
 
 def cmd_explore(args) -> int:
@@ -211,9 +235,10 @@ def cmd_explore(args) -> int:
     result = explore(program.with_schedule(()), variant_cls, args.bound,
                      max_schedules=args.max_schedules, seconds=args.time)
     if result.failure is not None:
+        from fuzz.triage.report import build_report, render_text
         failing = program.with_schedule(result.failure.schedule)
         print(make_token(failing, name))
-        print(result.failure.trace.render_text(), end="")
+        print(render_text(build_report(failing, name, result.failure)), end="")
     print(f"{label} on {name}: {result.proof_line()}")
     return EXIT_FOUND if result.failure is not None else EXIT_CLEAN
 
@@ -234,20 +259,90 @@ def cmd_bench(args) -> int:
 
 def cmd_report(args) -> int:
     from fuzz.triage.html_report import write_report
-    from fuzz.program.textcodec import ParseError
-    from model.variants import VariantError
-    _declare(args)
-    variant = _user_variant(args.variant).name if args.variant else None
+    label, program, token_variant = _single_input(args.input)
+    name, variant_cls = _variant_of(args, label, program, token_variant)
     try:
-        status = write_report(args.input, args.output, variant)
-    except VariantError as exc:
-        raise UsageError(f"{args.input}: {exc}") from None
-    except ParseError as exc:
-        raise UsageError(str(exc)) from None
+        status = write_report(program, name, variant_cls, args.output, label)
     except OSError as exc:
-        raise UsageError(f"{args.input}: {exc.strerror or exc}") from None
+        raise UsageError(f"{args.output}: {exc.strerror or exc}") from None
     print(f"wrote {args.output}")
     return status
+
+
+def cmd_corpus_add(args) -> int:
+    """Keep a finding as a regression test: replay it, confirm its verdict, write it."""
+    from fuzz.search.store import atomic_write
+    from fuzz.triage.regression import NotRecorded, regression_test
+    dest = Path(args.dest)
+    if dest.exists() and not dest.is_dir():
+        raise UsageError(f"{dest}: not a folder (DEST is the folder of regression tests)")
+    label, program, token_variant, sig, stem = _finding(args.source)
+    name, variant_cls = _variant_of(args, label, program, token_variant)
+    if name != program.found_on:
+        sig = None                   # the crash folder's signature is of another design
+    if args.expect is not None:
+        _check_verdict(args.expect)
+    recorded = args.expect or dict(program.expect).get(name)
+    try:
+        test = regression_test(program, name, variant_cls, _variant("upstream"), label=label,
+                               recorded=recorded, sig=sig, stem=stem)
+    except NotRecorded as exc:
+        why = f"--expect {args.expect}" if args.expect else f"its expect line says {recorded}"
+        print(f"cowfuzz: {label} on {name}: {exc.got}, but {why}: nothing written (if "
+              f"{exc.got} is right: --expect {exc.got})", file=sys.stderr)
+        return EXIT_FOUND
+    path, verb = _regression_path(dest, test.name, program)
+    atomic_write(path, test.text)
+    print(f"{verb} {path}: {test.expect_summary()}")
+    return EXIT_CLEAN
+
+
+def _finding(source: str):
+    """(label, program, token variant, signature, name) of a crash folder (its repro.cow,
+    else input.cow, its signature.txt and its name), a .cow file (its stem) or a token."""
+    from fuzz.program.replay_token import is_token
+    path = Path(source)
+    sig = stem = None
+    if not is_token(source) and path.is_dir():
+        stem = path.resolve().name
+        found = [path / n for n in ("repro.cow", "input.cow") if (path / n).is_file()]
+        if not found:
+            raise UsageError(f"{path}: not a crash folder (no repro.cow or input.cow)")
+        try:
+            sig = (path / "signature.txt").read_text(encoding="utf-8").strip() or None
+        except (OSError, UnicodeDecodeError):
+            sig = None
+        path = found[0]
+        source = str(path)
+    elif not is_token(source):
+        stem = path.stem
+    label, program, token_variant = _single_input(source)
+    return label, program, token_variant, sig, stem
+
+
+def _check_verdict(verdict: str) -> None:
+    from fuzz.program.textcodec import PLAIN_VERDICTS
+    from model.oracles.errors import oracle_names
+    if verdict not in PLAIN_VERDICTS and verdict not in oracle_names():
+        raise UsageError(f"--expect {verdict}: not a verdict (clean, model-error or an oracle: "
+                         f"{', '.join(sorted(oracle_names()))})")
+
+
+def _regression_path(dest: Path, name: str, program) -> tuple[Path, str]:
+    """Where the test goes: DEST/<name>, updated in place when it holds the same program,
+    else the first free DEST/<stem>-N.cow."""
+    from fuzz.program.textcodec import ParseError, read_program
+    stem = name[:-len(".cow")]
+    for n in range(1, 1000):
+        path = dest / (name if n == 1 else f"{stem}-{n}.cow")
+        if not path.exists():
+            return path, "wrote"
+        try:
+            if read_program(path) == program:
+                return path, "updated"
+        except (ParseError, OSError):
+            continue
+    raise UsageError(f"{dest}: no free name for {name}")
 
 
 def cmd_plot(args) -> int:
@@ -281,9 +376,28 @@ def cmd_variants(args) -> int:
     return EXIT_CLEAN
 
 
+class _Version(argparse.Action):
+    """--version: cowfuzz's version and the model version its tokens are bound to (computed
+    only when asked: the model version hashes model/)."""
+
+    def __init__(self, option_strings, dest, **kw):
+        super().__init__(option_strings, dest, nargs=0, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+        from fuzz.program.replay_token import model_version
+        try:
+            mine = version("cowfuzz")
+        except PackageNotFoundError:
+            mine = "(not installed)"
+        print(f"cowfuzz {mine}, model {model_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="cowfuzz", description="Fuzz the Linux kernel's "
                                  "copy-on-write designs for concurrency bugs.")
+    ap.add_argument("--version", action=_Version, help="print the version and exit")
     sub = ap.add_subparsers(dest="command", required=True)
     designs = argparse.ArgumentParser(add_help=False)
     designs.add_argument("--designs", nargs="+", metavar="FILE.py:CLASS", default=[],
@@ -294,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("inputs", nargs="+", help=".cow files, directories, or replay tokens")
     run.add_argument("--variant", help="run on this variant (default: the file's expect lines)")
     run.add_argument("--trace", action="store_true", help="print every trace")
-    run.add_argument("-q", "--quiet", action="store_true", help="one line per run")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="one line per run and nothing else")
     run.set_defaults(func=cmd_run)
     fz = sub.add_parser("fuzz", help="run a fuzzing campaign", parents=parents)
     fz.add_argument("--variant", default=DEFAULT_VARIANT,
@@ -342,10 +457,22 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--plot", metavar="OUT.png", help="plot bugs found against time")
     bn.set_defaults(func=cmd_bench)
     rp = sub.add_parser("report", help="write the HTML report of a program's run", parents=parents)
-    rp.add_argument("input", help="a .cow file")
+    rp.add_argument("input", help="a .cow file or a replay token")
     rp.add_argument("-o", "--output", required=True, metavar="OUT.html")
-    rp.add_argument("--variant", help="default: the file's found-on, else its expect lines")
+    rp.add_argument("--variant", help="default: the token's variant, else the file's found-on, "
+                    "else its first expect line")
     rp.set_defaults(func=cmd_report)
+    cp = sub.add_parser("corpus", help="manage regression tests (.cow files with expect lines)")
+    cps = cp.add_subparsers(dest="corpus_command", required=True)
+    add = cps.add_parser("add", help="keep a finding as a regression test", parents=parents)
+    add.add_argument("source", metavar="CRASHDIR|FILE|TOKEN",
+                     help="a crash folder (its repro.cow, else input.cow), a .cow file or a token")
+    add.add_argument("dest", metavar="DEST", help="the folder of regression tests")
+    add.add_argument("--expect", metavar="clean|ORACLE",
+                     help="the verdict it must come to now (default: the one it records)")
+    add.add_argument("--variant", help="default: the token's variant, else the file's found-on, "
+                     "else its first expect line")
+    add.set_defaults(func=cmd_corpus_add)
     pl = sub.add_parser("plot", help="draw a campaign's progress (campaign.png)")
     pl.add_argument("dir", help="the campaign folder (the crash folder, e.g. crashes/<variant>)")
     pl.add_argument("-o", "--output", help="default: DIR/campaign.png")
@@ -358,6 +485,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("cowfuzz: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (cowfuzz run ... | head): stop quietly, and keep Python's
+        # final flush of stdout from failing again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FOUND
+
+
+def _main(argv) -> int:
     ap = build_parser()
     try:
         args = ap.parse_args(argv)
@@ -369,8 +509,6 @@ def main(argv=None) -> int:
         print(f"cowfuzz: {exc}" if ":" not in str(exc).split(" ")[0] else str(exc),
               file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
 
 
 if __name__ == "__main__":

@@ -147,12 +147,14 @@ class ProgramFailed(AssertionError):
 def check(program: Program, variant_cls, variant_name: str | None = None):
     """Run ``program``; raise ProgramFailed with the replay token and trace if it fails."""
     from fuzz.program.replay_token import make_token
+    from fuzz.triage.report import build_report, render_text
     outcome = execute(program, variant_cls)
     if outcome.failed:
         name = variant_name or getattr(variant_cls, "name", None) or variant_cls.__name__
+        failing = program.with_schedule(outcome.schedule)
         raise ProgramFailed(f"{outcome.trace.verdict}\n{make_token(program, name)}\n"
-                            f"{format_program(program.with_schedule(outcome.schedule))}"
-                            f"{outcome.trace.render_text()}")
+                            f"{format_program(failing)}\n"
+                            f"{render_text(build_report(program, name, outcome))}")
     return outcome
 
 

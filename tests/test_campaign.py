@@ -54,6 +54,10 @@ def assert_complete_crash_folder(folder: Path, variant: str) -> None:
     assert parse_token(token)[0] == program
     html = (folder / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and "Content-Security-Policy" in html
+    # one mode for everything written there, whichever way it was written
+    assert folder.stat().st_mode & 0o777 == 0o755
+    assert {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()} == \
+        {name: 0o644 for name in names}
     # trace.txt is the report of the input, then (once minimized) of repro.cow
     trace = (folder / "trace.txt").read_text()
     assert trace.startswith("BUG: cowfuzz: VM_BUG_ON in ")
@@ -87,7 +91,7 @@ def test_crash_is_saved_before_it_is_reported_then_minimized(tmp_path):
     crash_line = next(i for i, s in enumerate(lines) if " CRASH " in s)
     assert token_line < crash_line                     # the replay token comes first
     assert "cowfuzz: minimized VM_BUG_ON:" in out
-    assert lines[-1].startswith("cowfuzz: DONE ") and "violations 1/" in lines[-1]
+    assert lines[-1].startswith("cowfuzz: DONE ") and "violations 1 unique/" in lines[-1]
     folders = list((tmp_path / "crashes").iterdir())
     folders = [f for f in folders if f.is_dir()]
     assert len(folders) == 1

@@ -36,7 +36,7 @@ def cowc_failures(variant: str) -> dict:
     for i, sc in enumerate(cowc_scenarios(), 1):
         outcome = execute(sc.program, cls)
         if outcome.failed:
-            out[i] = outcome.oracle or outcome.verdict
+            out[i] = outcome.status
     return out
 
 

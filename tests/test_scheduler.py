@@ -157,6 +157,7 @@ def test_trio_executor_fails_a_task_blocked_outside_the_gate(trio_executor):
     outcome = trio_executor.run(p, BlocksInTrio, hang_timeout=0.5)
     assert outcome.verdict == "model-error"
     assert "outside the gate" in outcome.error
+    assert outcome.status == "model-error"
 
 
 def test_deadlock_and_stuck_user_waits_are_different():

@@ -6,7 +6,8 @@ designs known to break several oracles) and strategy, N trials with seeds
 -- on one core, until the first violation of the expected oracle or the
 budget. Reported per (variant, strategy): found rate, median and p90
 executions and seconds to the first violation (a miss counts as the
-budget, so a p90 of ">budget" means more than a tenth missed). Every correct
+budget, so a p90 of ">budget" seconds, and "-" executions, means more than a
+tenth missed). Every correct
 variant (no expected oracle) runs the budget once per strategy and reports
 its executions and whatever it found. The exhaustive strategy runs only
 where the bug's reproducer (``corpus/<variant>/`` in the working directory)
@@ -19,7 +20,6 @@ against time.
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import math
 import multiprocessing
@@ -29,6 +29,7 @@ from pathlib import Path
 
 from fuzz.bench.trials import run_trial
 from fuzz.program.textcodec import read_program
+from fuzz.search.interrupt import ignore_sigint, sigint_blocked
 from model.variants import VARIANTS, declared_specs, load_designs
 
 DEFAULT_STRATEGIES = ("coverage", "random", "pct", "exhaustive")
@@ -92,17 +93,22 @@ def summarize(trials: list[dict], budget: float) -> list[dict]:
 
 
 def markdown(rows: list[dict], budget: float, command: str) -> str:
-    def num(x, fmt):
-        return f">{budget:g}s" if x == math.inf else format(x, fmt)
-    lines = [f"Produced by `{command}`.", "",
+    def runs(x):
+        return "-" if x == math.inf else format(x, ",.0f")
+
+    def seconds(x):
+        return f">{budget:g}s" if x == math.inf else format(x, ".1f")
+    lines = [f"Produced by `{command}`. A miss counts as the budget: \"-\" executions and "
+             f"\">{budget:g}s\" where at least half (median) or a tenth (p90) of the trials "
+             "missed.", "",
              "| variant | oracle | strategy | found | median execs | p90 execs | median s | p90 s |",
              "|---|---|---|---|---|---|---|---|"]
     bugs = [r for r in rows if r["target"] != "clean"]
     for r in sorted(bugs, key=lambda r: (r["variant"], r["strategy"])):
         lines.append(f"| {r['variant']} | {r['target']} | {r['strategy']} | "
-                     f"{r['found']}/{r['trials']} | {num(r['median_runs'], ',.0f')} | "
-                     f"{num(r['p90_runs'], ',.0f')} | {num(r['median_seconds'], '.1f')} | "
-                     f"{num(r['p90_seconds'], '.1f')} |")
+                     f"{r['found']}/{r['trials']} | {runs(r['median_runs'])} | "
+                     f"{runs(r['p90_runs'])} | {seconds(r['median_seconds'])} | "
+                     f"{seconds(r['p90_seconds'])} |")
     clean = [r for r in rows if r["target"] == "clean"]
     if clean:
         lines += ["", "Correct variants, one run of the whole budget per strategy:", "",
@@ -122,16 +128,20 @@ def _run(job) -> dict:
     return run_trial(*job).to_json()
 
 
+def _start_worker(designs) -> None:
+    ignore_sigint()                  # Ctrl-C stops the benchmark, which stops the trials
+    load_designs(designs)
+
+
 def run(variants, strategies, trials: int, budget: float, jobs: int, progress=None) -> list:
     work = plan(variants, strategies, trials, budget)
     results = []
     ctx = multiprocessing.get_context("spawn")
     designs = tuple(declared_specs(VARIANTS[name] for name in variants))
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=load_designs,
-                                                initargs=(designs,)) as pool:
-        futures = {pool.submit(_run, job): job for job in work}
-        for future in concurrent.futures.as_completed(futures):
-            result = future.result()
+    with sigint_blocked():
+        pool = ctx.Pool(jobs, initializer=_start_worker, initargs=(designs,))
+    with pool:                       # leaving it terminates the trials still running
+        for result in pool.imap_unordered(_run, work):
             results.append(result)
             if progress is not None:
                 progress(len(results), len(work), result)

@@ -60,6 +60,14 @@ class Outcome:
     def failed(self) -> bool:
         return self.verdict != OK
 
+    @property
+    def status(self) -> str:
+        """The verdict as ``expect`` lines spell it: "clean", the oracle that fired, or
+        "model-error"."""
+        if self.violation is not None:
+            return self.violation.oracle
+        return "clean" if self.verdict == OK else self.verdict
+
 
 def _op_call(kernel, thread, op):
     name, a = op.name, op.args

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fuzz.runtime.executor import execute
+from fuzz.search.interrupt import ignore_sigint, sigint_blocked
 from fuzz.search.progress import Reporter
 from fuzz.triage.html_report import render_html
 from fuzz.triage.report import build_report, render_text
@@ -90,6 +91,7 @@ class CampaignStats:
     nondeterministic: int = 0         # found violations whose replay differed
     crashes: list[CrashRecord] = field(default_factory=list)
     last_new: float = 0.0             # time of the last new corpus entry
+    interrupted: bool = False         # stopped by Ctrl-C
 
     @property
     def elapsed(self) -> float:
@@ -156,6 +158,7 @@ class Campaign:
             self._stop_workers()
             self._finish_minimizations()
         except KeyboardInterrupt:
+            self.stats.interrupted = True
             self.reporter.warning("interrupted: stopping workers")
             self._kill_workers()
             self._abandon_minimizations()
@@ -239,7 +242,8 @@ class Campaign:
                                 args=(slot.index, self.config.variant, self.config.designs,
                                       slot.workdir, child),
                                 name=f"cowfuzz-worker-{slot.index}", daemon=True)
-        slot.proc.start()
+        with sigint_blocked():
+            slot.proc.start()
         child.close()
         slot.conn = parent
         slot.entry_cursor = slot.feature_cursor = 0   # a new process has seen nothing
@@ -345,7 +349,8 @@ class Campaign:
 
     def _start_minimization(self, folder: Path, sig: str) -> None:
         if self.minimizer is None:
-            self.minimizer = _MP.Pool(1)
+            with sigint_blocked():
+                self.minimizer = _MP.Pool(1, initializer=ignore_sigint)
         text = (folder / "input.cow").read_text()
         self.minimizing[sig] = self.minimizer.apply_async(
             minimize_job, (text, self.config.variant, self.config.designs, sig,
@@ -401,21 +406,17 @@ def _read_meta(folder: Path) -> dict:
 
 def minimize_job(text: str, variant: str, designs: tuple, sig: str, seconds: float, meta: dict):
     """Minimization process: returns (repro.cow text, trace.txt text, size before, after)."""
-    from fuzz.triage.minimize import minimize
+    from fuzz.triage.minimize import minimize, shrink_text
     program = parse_program(text, "input.cow")
     load_designs(designs)
     variant_cls = get_variant(variant)
     result = minimize(program, variant_cls, variant, sig, seconds=seconds)
     repro = result.program
     outcome = execute(repro, variant_cls)
-    header = (f"# {sig}\n# minimized from input.cow: {_size_text(result.before)} -> "
-              f"{_size_text(result.after)}{' (time cap reached)' if result.timed_out else ''}\n")
+    header = (f"# {sig}\n# minimized from input.cow: {shrink_text(result.before, result.after)}"
+              f"{' (time cap reached)' if result.timed_out else ''}\n")
     report = build_report(repro, variant, outcome,
                           meta={**meta, "size_before": result.before, "size_after": result.after})
     return (header + format_program(repro), render_text(report), render_html(report),
             result.before, result.after)
 
-
-def _size_text(size: dict) -> str:
-    return (f"{size['operations']} operations, {size['threads']} threads, "
-            f"{size['preemptions']} preemptions")

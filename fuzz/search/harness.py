@@ -81,7 +81,7 @@ def main() -> None:
             if sig not in seen:
                 seen.add(sig)
                 if results is not None:
-                    record = {"signature": sig, "oracle": outcome.oracle or outcome.verdict,
+                    record = {"signature": sig, "oracle": outcome.status,
                               "program": format_program(program.with_schedule(outcome.schedule)),
                               "run": stats["runs"], "pid": os.getpid(),
                               "monotonic": time.monotonic()}

@@ -2,17 +2,20 @@
 
 In a terminal: one live status line (rich) -- variant, strategy, jobs,
 elapsed, executions and executions/s, line coverage, interleaving features,
-corpus size, unique/total violations, time since the last new corpus entry,
-and the nondeterminism count (found violations whose replay differed; it
-must stay 0) -- with CRASH and minimization lines printed above it.
+corpus size, violations ("N unique/M hits": distinct signatures, and every
+report of one), time since the last new corpus entry, and the
+nondeterminism count (found violations whose replay differed; it must stay
+0) -- with CRASH and minimization lines printed above it.
 
 Elsewhere (CI, logs): one libFuzzer-style line per event, on stderr, and the
 findings on stdout:
 
     cowfuzz: #12345 NEW corpus 410 (+37) feat 5,012 cov 1,301 lines
-    cowfuzz: #15234 pulse 0:00:12 1,270/s cov 1,234 lines feat 4,567 corpus 345 violations 1/3
+    cowfuzz: #15234 pulse 0:00:12 1,270/s cov 1,234 lines feat 4,567 corpus 345
+             violations 1 unique/3 hits
     cowfuzz: #16000 CRASH writable-shared:... in a|b -> crashes/upstream/writable-shared-0123456789
-    cowfuzz: DONE 0:01:00 runs 76,543 (1,275/s) cov 1,301 lines feat 5,012 corpus 410 violations 1/3
+    cowfuzz: DONE 0:01:00 runs 76,543 (1,275/s) cov 1,301 lines feat 5,012 corpus 410
+             violations 1 unique/3 hits
 
 Every few seconds the coordinator appends a row to ``plot_data.csv`` in the
 campaign folder (the crash folder); ``cowfuzz plot`` draws it (fuzz/plot.py).
@@ -38,7 +41,7 @@ def status_text(stats) -> str:
     rate = stats.runs / max(stats.elapsed, 1e-9)
     return (f"{_clock(stats.elapsed)}  runs {stats.runs:,} ({rate:,.0f}/s)  "
             f"cov {stats.lines:,} lines  feat {stats.features:,}  corpus {stats.corpus:,}  "
-            f"violations {stats.violations}/{stats.total_hits}")
+            f"violations {stats.violations} unique/{stats.total_hits} hits")
 
 
 class PlotData:
@@ -147,7 +150,7 @@ class Reporter:
             self._line(f"cowfuzz: #{stats.runs} pulse {_clock(stats.elapsed)} "
                        f"{stats.runs / max(stats.elapsed, 1e-9):,.0f}/s cov {stats.lines:,} lines "
                        f"feat {stats.features:,} corpus {stats.corpus:,} "
-                       f"violations {stats.violations}/{stats.total_hits}")
+                       f"violations {stats.violations} unique/{stats.total_hits} hits")
 
     def crash(self, stats, record, token: str, outcome) -> None:
         """The crash folder is already complete on disk when this is called."""
@@ -157,9 +160,8 @@ class Reporter:
                    f"-> {record.folder}{extra}", self.out)
 
     def minimized(self, sig: str, folder, before: dict, after: dict) -> None:
-        def size(d):
-            return f"{d['operations']} ops/{d['threads']} threads/{d['preemptions']} preemptions"
-        self._line(f"cowfuzz: minimized {sig}: {size(before)} -> {size(after)} "
+        from fuzz.triage.minimize import shrink_text
+        self._line(f"cowfuzz: minimized {sig}: {shrink_text(before, after)} "
                    f"-> {folder}/repro.cow", self.out)
 
     def done(self, stats) -> None:

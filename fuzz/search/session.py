@@ -129,7 +129,7 @@ class Session:
             outcome = execute(program, self.variant_cls, features=True)
             self.features |= outcome.features
             if outcome.failed:
-                self.record(outcome.oracle or outcome.verdict,
+                self.record(outcome.status,
                             signature(outcome, self.variant_name),
                             program.with_schedule(outcome.schedule))
 
@@ -167,7 +167,7 @@ class Session:
             self.linecov.add(kept)
             self.new_entries.append(NewEntry(format_program(kept), sorted(new)))
         if outcome.failed:
-            self.record(outcome.oracle or outcome.verdict, signature(outcome, self.variant_name),
+            self.record(outcome.status, signature(outcome, self.variant_name),
                         program.with_schedule(outcome.schedule))
         return outcome
 

@@ -27,6 +27,10 @@ from fuzz.triage.signature import signature_slug
 from fuzz.program.textcodec import ParseError, format_program, read_program
 
 
+#: modes of what the campaign writes (temporary files start private: mkstemp, mkdtemp)
+FILE_MODE, DIR_MODE = 0o644, 0o755
+
+
 def atomic_write(path: Path, text: str, *, durable: bool = True) -> None:
     """Write ``text`` to a temporary file and rename it into place.
 
@@ -36,6 +40,7 @@ def atomic_write(path: Path, text: str, *, durable: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             if durable:
@@ -157,8 +162,10 @@ class CrashStore:
         final = self.folder(sig)
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=self.dir))
+        os.chmod(tmp, DIR_MODE)
         for name, text in {"signature.txt": sig + "\n", **files}.items():
             with open(tmp / name, "w", encoding="utf-8") as f:
+                os.fchmod(f.fileno(), FILE_MODE)
                 f.write(text)
                 f.flush()
                 os.fsync(f.fileno())

@@ -10,10 +10,10 @@ An exception in a strategy is reported in the result, and the worker goes on.
 from __future__ import annotations
 
 import random
-import signal
 import traceback
 from dataclasses import replace
 
+from fuzz.search.interrupt import ignore_sigint
 from fuzz.search.session import Session
 from fuzz.search.strategies import STRATEGIES
 
@@ -27,7 +27,7 @@ def worker_main(slot: int, variant: str, designs: tuple, workdir: str, conn) -> 
     """Process entry point (multiprocessing target). ``designs`` are the user's design
     specs the command line declared; ``workdir`` belongs to the coordinator, which
     removes it even when the worker is killed."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)        # the coordinator handles Ctrl-C
+    ignore_sigint()                                     # the coordinator handles Ctrl-C
     from model.variants import get_variant, load_designs
     load_designs(designs)
     variant_cls = get_variant(variant)

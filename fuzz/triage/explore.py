@@ -31,7 +31,7 @@ class ExploreResult:
     def proof_line(self) -> str:
         if self.failure is not None:
             return (f"violation after {self.schedules} schedules "
-                    f"({self.failure.oracle or self.failure.verdict})")
+                    f"({self.failure.status})")
         status = "all" if self.complete else "budget reached after"
         return (f"no violation: {status} {self.schedules} schedules with at most "
                 f"{self.bound} preemptions ({', '.join(map(str, self.per_level))} per level)")
