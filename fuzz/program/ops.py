@@ -91,6 +91,8 @@ def _caller(entry: str, arity: int):
         return lambda kernel, thread, a: getattr(kernel, entry)(thread, a[0], a[1])
     if arity == 3:
         return lambda kernel, thread, a: getattr(kernel, entry)(thread, a[0], a[1], a[2])
+    if arity == 4:
+        return lambda kernel, thread, a: getattr(kernel, entry)(thread, a[0], a[1], a[2], a[3])
     if arity == 5:
         return lambda kernel, thread, a: getattr(kernel, entry)(thread, a[0], a[1], a[2], a[3],
                                                                 a[4])
