@@ -62,6 +62,13 @@ def test_the_kernel_takes_converted_arguments():
     assert calls == [("T", 1, 3, True, False, True)]
 
 
+def test_the_executor_reports_an_operation_not_in_the_table():
+    program = Program((Mapping(0, 1),), (ThreadSpec(0, (Op("bogus", (0,)),)),))
+    outcome = execute(program, Kernel)
+    assert outcome.verdict == "model-error"
+    assert outcome.trace.verdict == "model error: ValueError: unknown operation 'bogus'"
+
+
 # -- one new entry, seen everywhere ------------------------------------------------------
 
 NOISE = Arg("noise", ("quiet", "loud"), "loud: the kernel gets True", Flag("loud"))

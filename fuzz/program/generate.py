@@ -3,7 +3,8 @@
 Generation is weighted (syzkaller-style: the weights are data, in the
 operation table, fuzz/program/ops.py) and biased towards programs that can
 interleave interestingly: addresses mostly fall inside mapped ranges, pins
-use live slots, and a fork's child gets threads of its own. Deterministic for a given ``random.Random``.
+use live slots, and a fork's child gets threads of its own. Deterministic
+for a given ``random.Random``.
 """
 
 from __future__ import annotations

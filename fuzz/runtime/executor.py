@@ -59,11 +59,6 @@ class Outcome:
         return self.verdict != OK
 
 
-def _unknown(op):
-    """A Program built in code may name anything; the codecs only known operations."""
-    raise ValueError(f"unknown operation {op.name!r}")
-
-
 class Run:
     """The state of one execution: kernel, scheduler, and the program's processes."""
 
@@ -122,7 +117,10 @@ class Run:
                 break
             sched.note("op", str(op))
             task.in_op = True
-            operation = OPERATIONS.get(op.name) or _unknown(op)
+            try:
+                operation = OPERATIONS[op.name]
+            except KeyError:      # a Program built in code may name anything
+                raise ValueError(f"unknown operation {op.name!r}") from None
             ret = await operation.call(k, thread, op.args)
             task.in_op = False
             k.rcu_quiescent(task)
