@@ -1,9 +1,10 @@
 """User-visible operations: what a thread of a test program can do.
 
-Each ``op_*`` method is one operation of a program (see fuzz/program/program.py for
-their spelling) executed by a model thread: a user load or store, a system
-call, a driver ioctl (GUP pins as cow.c's gup_test module and io_uring take
-them), a device access through a pin, or a user-space event. Results are
+Each ``op_<name>`` method is the operation ``<name>`` of a program (the
+operation table, fuzz/program/ops.py, lists them) executed by a model
+thread: a user load or store, a system call, a driver ioctl (GUP pins as
+cow.c's gup_test module and io_uring take them), a device access through a
+pin, or a user-space event. Results are
 values, 0, -errno, or a signal name; they go into the trace.
 
 Also here: process exit (do_exit: exit_mm, then exit_files, which releases
@@ -84,7 +85,7 @@ class Syscalls:
         self._ctx(proc, va)
         return await self.do_mprotect(proc.mm, va, npages, prot)
 
-    async def op_madvise_dontneed(self, thread, va: int, npages: int):
+    async def op_dontneed(self, thread, va: int, npages: int):
         proc = thread.process
         self._ctx(proc, va)
         return await self.madvise_dontneed(proc.mm, va, npages)

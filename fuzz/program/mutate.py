@@ -16,7 +16,8 @@ from dataclasses import replace
 
 from fuzz.program.bytecodec import MAX_MAPPINGS, MAX_OPS, MAX_THREADS
 from fuzz.program.generate import _Gen, random_mappings
-from fuzz.program.program import ARG_DOMAINS, MAX_PROCS, OPS, Op, Program, ThreadSpec
+from fuzz.program.ops import OPERATIONS, forked_child
+from fuzz.program.program import MAX_PROCS, Op, Program, ThreadSpec
 
 MUTATION_WEIGHTS: dict[str, int] = {
     "insert_op": 10, "delete_op": 6, "replace_op": 6, "duplicate_op": 3, "move_op": 3,
@@ -99,10 +100,10 @@ def tweak_arg(rng, p):
         return replace_op(rng, p)
     k = rng.choice(candidates)
     o = ops[k]
-    names = OPS[o.name]
-    a = rng.randrange(len(names))
+    operation = OPERATIONS[o.name]
+    a = rng.randrange(len(operation.args))
     args = list(o.args)
-    domain = ARG_DOMAINS[names[a]]
+    domain = operation.args[a].domain
     if isinstance(domain, range) and rng.random() < 0.6:
         args[a] = min(max(args[a] + rng.choice((-1, 1)), domain.start), domain.stop - 1)
     else:
@@ -131,7 +132,7 @@ def drop_thread(rng, p):
 def add_fork(rng, p):
     """A fork of a new child process, and a thread for the child."""
     pids = {t.pid for t in p.threads}
-    forked = {o.args[0] for t in p.threads for o in t.ops if o.name == "fork"}
+    forked = {forked_child(o) for t in p.threads for o in t.ops}
     free = [c for c in range(1, MAX_PROCS) if c not in pids | forked]
     if not free or len(p.threads) >= MAX_THREADS:
         return insert_op(rng, p)

@@ -7,9 +7,8 @@ the schedule: one relative choice per scheduling decision (0 = keep running
 the current task, k = the k-th runnable task after it in rotation; an
 exhausted schedule means 0 forever). Frozen dataclasses, no model objects.
 
-``OPS`` is the operation vocabulary as data: each operation's argument
-names, in order; ``ARG_DOMAINS`` bounds each argument (the byte decoder and
-the mutators draw from them).
+The operations themselves (names, arguments, their domains) are the table in
+fuzz/program/ops.py.
 """
 
 from __future__ import annotations
@@ -18,53 +17,11 @@ from dataclasses import dataclass, field
 
 from model.pgtable import USER_PAGES
 
-#: operation -> argument names (see model/syscalls.py for what each does)
-OPS: dict[str, tuple[str, ...]] = {
-    "read": ("va",),
-    "write": ("va",),
-    "mmap": ("va", "npages", "kind", "prot"),
-    "munmap": ("va", "npages"),
-    "mprotect": ("va", "npages", "prot"),
-    "dontneed": ("va", "npages"),
-    "pageout": ("va", "npages"),
-    "reclaim": ("va",),
-    "fork": ("child",),
-    "exit": (),
-    "pin": ("slot", "va", "access", "path", "life"),
-    "unpin": ("slot",),
-    "devread": ("slot",),
-    "devwrite": ("slot",),
-    "vmsplice": ("va",),
-    "piperead": (),
-    "clear_refs": (),
-    "procmem": ("pid", "va"),
-    "signal": ("event",),
-    "wait": ("event",),
-    "waitpid": ("pid",),
-}
-
 KINDS = ("anon", "file", "shared")     # MAP_PRIVATE|MAP_ANONYMOUS, MAP_PRIVATE file, MAP_SHARED file
 PROTS = ("rw", "r")
 POPULATE = ("none", "read", "write", "swap")
 MAX_PROCS = 4
-MAX_SLOTS = 4
-MAX_EVENTS = 4
 FILE_PAGES = 4
-
-#: argument -> its domain: a range of ints or a tuple of words
-ARG_DOMAINS: dict[str, object] = {
-    "va": range(USER_PAGES),
-    "npages": range(1, USER_PAGES + 1),
-    "kind": KINDS,
-    "prot": PROTS,
-    "child": range(1, MAX_PROCS),
-    "pid": range(MAX_PROCS),
-    "slot": range(MAX_SLOTS),
-    "access": ("ro", "rw"),
-    "path": ("slow", "fast"),
-    "life": ("longterm", "short"),
-    "event": range(MAX_EVENTS),
-}
 
 
 @dataclass(frozen=True)
@@ -133,18 +90,3 @@ class Program:
     def preemptions(self) -> int:
         return sum(1 for c in self.schedule if c)
 
-
-def validate_op(op: Op) -> str | None:
-    """Why ``op`` is not well-formed, or None."""
-    names = OPS.get(op.name)
-    if names is None:
-        return f"unknown operation {op.name!r}"
-    if len(op.args) != len(names):
-        return f"{op.name} takes {len(names)} arguments ({' '.join(names) or 'none'}), got {len(op.args)}"
-    for name, value in zip(names, op.args):
-        domain = ARG_DOMAINS[name]
-        if value not in domain:
-            if isinstance(domain, range):
-                return f"{op.name}: {name} must be in {domain.start}..{domain.stop - 1}, got {value!r}"
-            return f"{op.name}: {name} must be one of {', '.join(domain)}, got {value!r}"
-    return None

@@ -21,8 +21,9 @@ raises ParseError with ``file:line: what is wrong``.
 
 from __future__ import annotations
 
-from fuzz.program.program import (ARG_DOMAINS, FILE_PAGES, KINDS, OPS, POPULATE, PROTS, Mapping, Op,
-                          Program, ThreadSpec, validate_op)
+from fuzz.program.ops import OPERATIONS, validate_op
+from fuzz.program.program import (FILE_PAGES, KINDS, MAX_PROCS, POPULATE, PROTS, Mapping, Op,
+                                  Program, ThreadSpec)
 from model.oracles.errors import oracle_names
 from model.pgtable import USER_PAGES
 from model.variants import is_design_name
@@ -131,14 +132,14 @@ def _parse_mapping(words) -> Mapping:
 
 def _parse_op(words) -> Op:
     name = words[0]
-    names = OPS.get(name)
-    if names is None:
-        raise ValueError(f"unknown operation {name!r} (known: {', '.join(OPS)})")
-    args = []
-    for argname, word in zip(names, words[1:]):
-        domain = ARG_DOMAINS[argname]
-        args.append(_int(word, f"{name} {argname}") if isinstance(domain, range) else word)
-    op = Op(name, tuple(args)) if len(words) - 1 == len(names) else Op(name, tuple(words[1:]))
+    operation = OPERATIONS.get(name)
+    if operation is None:
+        raise ValueError(f"unknown operation {name!r} (known: {', '.join(OPERATIONS)})")
+    args = tuple(_int(word, f"{name} {arg.name}") if isinstance(arg.domain, range) else word
+                 for arg, word in zip(operation.args, words[1:]))
+    if len(words) - 1 != len(operation.args):
+        args = tuple(words[1:])                  # validate_op names the arity
+    op = Op(name, args)
     why = validate_op(op)
     if why:
         raise ValueError(why)
@@ -186,8 +187,8 @@ def parse_program(text: str, where: str = "<string>") -> Program:
                 if len(words) != 2:
                     raise ValueError("thread takes one argument: the process id")
                 pid = _int(words[1], "thread pid")
-                if pid not in ARG_DOMAINS["pid"]:
-                    raise ValueError(f"process id must be in 0..{len(ARG_DOMAINS['pid']) - 1}")
+                if not 0 <= pid < MAX_PROCS:
+                    raise ValueError(f"process id must be in 0..{MAX_PROCS - 1}")
                 flush()
                 cur_pid, cur_ops = pid, []
             elif key == "map":

@@ -26,14 +26,12 @@ import trio
 from fuzz.runtime.choosers import ReplayChooser
 from fuzz.runtime.drivers import GateBreach, GateGuard, StepDriver, TrioDriver
 from fuzz.runtime.features import FeatureCollector
+from fuzz.program.ops import OPERATIONS
 from fuzz.program.program import Program
 from fuzz.runtime.scheduler import DEFAULT_MAX_STEPS, EndOfExecution, Scheduler
 from fuzz.runtime.trace import Trace
 from model.oracles.errors import Violation
 from model.mm import Process
-
-#: operations whose non-negative result is a value token
-VALUE_OPS = frozenset({"read", "write", "devread", "devwrite", "piperead", "procmem"})
 
 OK = "ok"
 VIOLATION = "violation"
@@ -67,53 +65,6 @@ class Outcome:
         if self.violation is not None:
             return self.violation.oracle
         return "clean" if self.verdict == OK else self.verdict
-
-
-def _op_call(kernel, thread, op):
-    name, a = op.name, op.args
-    if name == "read":
-        return kernel.op_read(thread, a[0])
-    if name == "write":
-        return kernel.op_write(thread, a[0])
-    if name == "mmap":
-        return kernel.op_mmap(thread, a[0], a[1], a[2], a[3])
-    if name == "munmap":
-        return kernel.op_munmap(thread, a[0], a[1])
-    if name == "mprotect":
-        return kernel.op_mprotect(thread, a[0], a[1], a[2])
-    if name == "dontneed":
-        return kernel.op_madvise_dontneed(thread, a[0], a[1])
-    if name == "pageout":
-        return kernel.op_pageout(thread, a[0], a[1])
-    if name == "reclaim":
-        return kernel.op_reclaim(thread, a[0])
-    if name == "fork":
-        return kernel.op_fork(thread, a[0])
-    if name == "exit":
-        return kernel.op_exit(thread)
-    if name == "pin":
-        return kernel.op_pin(thread, a[0], a[1], a[2] == "rw", a[3] == "fast", a[4] == "longterm")
-    if name == "unpin":
-        return kernel.op_unpin(thread, a[0])
-    if name == "devread":
-        return kernel.op_devread(thread, a[0])
-    if name == "devwrite":
-        return kernel.op_devwrite(thread, a[0])
-    if name == "vmsplice":
-        return kernel.op_vmsplice(thread, a[0])
-    if name == "piperead":
-        return kernel.op_piperead(thread)
-    if name == "clear_refs":
-        return kernel.op_clear_refs(thread)
-    if name == "procmem":
-        return kernel.op_procmem(thread, a[0], a[1])
-    if name == "signal":
-        return kernel.op_signal(thread, a[0])
-    if name == "wait":
-        return kernel.op_wait(thread, a[0])
-    if name == "waitpid":
-        return kernel.op_waitpid(thread, a[0])
-    raise ValueError(f"unknown operation {name!r}")
 
 
 class Run:
@@ -175,13 +126,17 @@ class Run:
                 break
             sched.note("op", str(op))
             task.in_op = True
-            ret = await _op_call(k, thread, op)
+            try:
+                operation = OPERATIONS[op.name]
+            except KeyError:      # a Program built in code may name anything
+                raise ValueError(f"unknown operation {op.name!r}") from None
+            ret = await operation.call(k, thread, op.args)
             task.in_op = False
             k.rcu_quiescent(task)
             if isinstance(ret, Process):
                 self._forked(ret)
                 ret = ret.pid
-            if op.name in VALUE_OPS and isinstance(ret, int) and ret >= 0:
+            if operation.value and isinstance(ret, int) and ret >= 0:
                 sched.note("ret", op.name, k.spec.describe(ret), ret)
             else:
                 sched.note("ret", op.name, ret)

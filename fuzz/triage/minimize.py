@@ -34,7 +34,8 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from fuzz.runtime.executor import execute
-from fuzz.program.program import ARG_DOMAINS, OPS, Op, Program, ThreadSpec
+from fuzz.program.ops import OPERATIONS, forked_child
+from fuzz.program.program import Op, Program, ThreadSpec
 from fuzz.triage.signature import signature
 from fuzz.program.textcodec import format_program
 
@@ -185,7 +186,7 @@ def drop_processes(p):
         for t in p.threads:
             if t.pid == pid:
                 continue
-            ops = tuple(o for o in t.ops if not (o.name == "fork" and o.args[0] == pid))
+            ops = tuple(o for o in t.ops if forked_child(o) != pid)
             threads.append(ThreadSpec(t.pid, ops))
         if threads:
             yield replace(p, threads=tuple(threads))
@@ -194,8 +195,8 @@ def drop_processes(p):
 def simplify_args(p):
     for i, t in enumerate(p.threads):
         for j, o in enumerate(t.ops):
-            for a, name in enumerate(OPS[o.name]):
-                domain = ARG_DOMAINS[name]
+            for a, arg in enumerate(OPERATIONS[o.name].args):
+                domain = arg.domain
                 cur = o.args[a]
                 simpler = [domain[0]] if not isinstance(domain, range) else [domain.start, cur - 1]
                 for v in simpler:
