@@ -83,13 +83,8 @@ class RelaxedForkSkipsReadOnly(CowPteRelaxed):
 
     name = "test-relaxed-fork-skips-read-only"
 
-    async def copy_pmd_range(self, dst_vma, src_vma, addr, end):
-        dst = dst_vma.vm_mm.pmd[addr // 4]
-        if dst is not None and not dst.write:
-            return 0
-        if dst is not None:
-            return await self.copy_pte_range(dst_vma, src_vma, addr, end)
-        return await super().copy_pmd_range(dst_vma, src_vma, addr, end)
+    def cow_pte_shared_by_this_fork(self, dst_mm, idx) -> bool:
+        return not dst_mm.pmd[idx].write
 
 
 class SharedUnmapFlushesOneSharer(CowPteRelaxedSharedUnmap):

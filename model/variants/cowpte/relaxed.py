@@ -96,13 +96,19 @@ class CowPteRelaxed(CowPteKernel):
         later VMAs skip a table this fork shared and copy their part of one it did not."""
         dst_mm = dst_vma.vm_mm
         idx = pmd_index(addr)
+        await self.sched.point("copy_pmd_range:pmd_none(dst_pmd)")
         if dst_mm.pmd[idx] is not None:
-            if idx in self.cow_pte_shared_in_fork.get(dst_mm.mid, ()):
+            if self.cow_pte_shared_by_this_fork(dst_mm, idx):
                 return 0
             return await self.copy_pte_range(dst_vma, src_vma, addr, end)
         if await self.copy_cow_pte_range(dst_vma, src_vma, addr) != -EAGAIN:
             return 0
         return await self.copy_pte_range(dst_vma, src_vma, addr, end)
+
+    def cow_pte_shared_by_this_fork(self, dst_mm, idx: int) -> bool:
+        """Whether this fork shared the child's table at pmd ``idx`` (dup_mmap's record: the
+        child's pmd may have been broken since, by the rmap walk)."""
+        return idx in self.cow_pte_shared_in_fork.get(dst_mm.mid, ())
 
     async def copy_cow_pte_range(self, dst_vma, src_vma, addr: int) -> int:
         """Prepare the parent's table in place under its ptl and share it: 0, or -EAGAIN
