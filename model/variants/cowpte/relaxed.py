@@ -92,8 +92,9 @@ class CowPteRelaxed(CowPteKernel):
 
     # -- fork -----------------------------------------------------------------------------------
     async def copy_pmd_range(self, dst_vma, src_vma, addr: int, end: int) -> int:
-        """copy_pmd_range: the first VMA of a table shares it (or falls back to copying);
-        later VMAs skip a table this fork shared and copy their part of one it did not."""
+        """mm/memory.c:copy_pmd_range (v6.0 + the proposal): the first VMA of a table shares
+        it (or falls back to copying); later VMAs skip a table this fork shared and copy
+        their part of one it did not."""
         dst_mm = dst_vma.vm_mm
         idx = pmd_index(addr)
         await self.sched.point("copy_pmd_range:pmd_none(dst_pmd)")
@@ -111,8 +112,9 @@ class CowPteRelaxed(CowPteKernel):
         return idx in self.cow_pte_shared_in_fork.get(dst_mm.mid, ())
 
     async def copy_cow_pte_range(self, dst_vma, src_vma, addr: int) -> int:
-        """Prepare the parent's table in place under its ptl and share it: 0, or -EAGAIN
-        after rolling the preparation back (the caller copies the table instead)."""
+        """copy_cow_pte_range (the name of v4 02/14): prepare the parent's table in place
+        under its ptl and share it: 0, or -EAGAIN after rolling the preparation back (the
+        caller copies the table instead)."""
         sched = self.sched
         src_mm, dst_mm = src_vma.vm_mm, dst_vma.vm_mm
         start, end = self.table_range(addr)
@@ -165,9 +167,10 @@ class CowPteRelaxed(CowPteKernel):
         return done, True
 
     async def recover_pte_range(self, table, done) -> None:
-        """Roll the in-place preparation back, newest entry first, under the same ptl: the
-        child's mapcount and reference (or swap count) go, PageAnonExclusive comes back
-        where it was, and the parent's original entry is written back."""
+        """recover_pte_range (Chih-En Lin's "recover the state"; v4 02/14 keeps the state
+        instead): roll the in-place preparation back, newest entry first, under the same
+        ptl: the child's mapcount and reference (or swap count) go, PageAnonExclusive
+        comes back where it was, and the parent's original entry is written back."""
         for curr, a, orig, exclusive in reversed(done):
             await self.sched.point("recover_pte_range:restore_pte")
             self.cow_pte_unprepare(curr, PtePointer(table, pte_index(a)), a, orig, exclusive)
@@ -187,8 +190,10 @@ class CowPteRelaxed(CowPteKernel):
             self.set_pte_at(vma.vm_mm, addr, ptep, orig)
 
     async def share_prepared_table(self, src_mm, dst_mm, addr: int) -> None:
-        """Under the table's ptl: write-protect the parent's pmd, take the child's table
-        reference and point the child's pmd at the table, read-only."""
+        """The end of copy_cow_pte_range (v4 02/14: pmdp_set_wrprotect, pmd_get_pte,
+        set_pmd_at), under the table's ptl and each pmd lock: write-protect the parent's
+        pmd, take the child's table reference and point the child's pmd at the table,
+        read-only."""
         sched = self.sched
         idx = pmd_index(addr)
         table = src_mm.pmd[idx].table
@@ -203,8 +208,9 @@ class CowPteRelaxed(CowPteKernel):
 
     # -- breaking ---------------------------------------------------------------------------
     async def break_cow_pte(self, mm, addr: int, nofail: bool = True) -> bool:
-        """Give ``mm`` a private copy of the shared table at ``addr``. False only when the
-        allocation fails (``nofail`` off): the table is still shared."""
+        """break_cow_pte (the name of v4 03/14): give ``mm`` a private copy of the shared
+        table at ``addr``. False only when the allocation fails (``nofail`` off): the
+        table is still shared."""
         sched = self.sched
         pmd = mm.pmd[pmd_index(addr)]
         if pmd is None or pmd.write:
