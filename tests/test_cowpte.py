@@ -64,8 +64,9 @@ def test_the_thread_race_is_found_by_exhaustive_search_at_two_preemptions():
     assert explore(race, Kernel, bound=2).failure is None
 
 
-def test_relaxed_design_is_clean_on_random_programs():
-    cls = get_variant("cowpte-relaxed")
+@pytest.mark.parametrize("variant", ["cowpte-relaxed", "cowpte-relaxed-shared-unmap"])
+def test_relaxed_design_is_clean_on_random_programs(variant):
+    cls = get_variant(variant)
     for seed in range(300):
         program = random_program(random.Random(seed), max_threads=4, max_ops=10,
                                  schedule_len=80, preempt=0.4)
