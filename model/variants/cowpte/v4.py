@@ -12,6 +12,10 @@ Each method names the patch it follows (NN/14 is Message-Id
   lock, write-protect both pmds. A page that may be pinned stops it
   (-EAGAIN): recover_pte_range gives the child a private table with the
   entries done so far and the ordinary copy_pte_range does the rest.
+  recover_pte_range takes src_ptl inside its loop over the VMAs that map
+  the table below recover_end; when there is none (the pinned page is the
+  lowest mapped address of the table) the loop never runs and the final
+  spin_lock(src_ptl) takes an uninitialised lock.
 * break (03/14, handle_cow_pte_fault): as the last user make the pmd
   writable; otherwise clear the pmd (no lock), allocate a table, copy the
   entries verbatim, drop the reference (reusing the old table if it became
@@ -130,7 +134,8 @@ class CowPteV4(CowPteKernel):
 
     async def recover_pte_range(self, dst_vma, src_vma, recover_end: int) -> int:
         """mm/memory.c:recover_pte_range (02/14): the child gets a private table with the
-        entries already accounted, verbatim."""
+        entries already accounted, verbatim. src_ptl is set inside the loop over the VMAs
+        that map the table below recover_end: with none, it is locked uninitialised."""
         sched = self.sched
         src_mm, dst_mm = src_vma.vm_mm, dst_vma.vm_mm
         src_table = src_mm.pmd[pmd_index(recover_end)].table
@@ -159,7 +164,8 @@ class CowPteV4(CowPteKernel):
                 dst_table.ptl.unlock(sched)
             if not locked:
                 raise KernelBug("recover_pte_range: spin_lock(src_ptl) of an uninitialised lock "
-                                f"(recover_end {recover_end} is the first address of the table)",
+                                f"(no VMA of {src_mm.name} maps the table below recover_end "
+                                f"{recover_end}, so the copy loop never set src_ptl)",
                                 mm=dst_mm.mid, va=recover_end)
             # release the holding from child; the parent may still share with others
             await src_table.ptl.lock(sched, "recover_pte_range:spin_lock(src_ptl)")
