@@ -14,6 +14,7 @@ the mutators draw from them).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from model.pgtable import USER_PAGES
@@ -74,8 +75,14 @@ class Op:
     name: str
     args: tuple = ()
 
-    def __str__(self) -> str:
+    @functools.cached_property
+    def text(self) -> str:
+        """The operation as a program line prints it ("pin 0 0 rw fast longterm"); kept,
+        since every execution of the program prints it into the trace."""
         return " ".join([self.name, *map(str, self.args)])
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @dataclass(frozen=True)

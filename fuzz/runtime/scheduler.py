@@ -70,7 +70,9 @@ class Task:
 
 
 class Step:
-    """One step: a task resumed at ``label`` and ran until its next point."""
+    """One step: a task resumed at ``label`` and ran until its next point. ``changes``
+    (``model.changes.Change`` tuples) and ``events`` are sequences never changed after
+    the step closed."""
 
     __slots__ = ("index", "tid", "label", "ctx", "changes", "events")
 
@@ -101,10 +103,10 @@ class Scheduler:
         self.changes: list[Change] = []  # change log of the step in progress
         self.events: list = []           # events (op begin/end, block) of the step in progress
         self.choices: list[int] = []     # the effective choices made, in order
+        self._rotations: list[tuple[Task, ...]] = []   # every task, in rotation order from each
         self.after_step: Callable[[Step], None] | None = None
         self.driver = None
         self.finished = False
-        self.end_reason: BaseException | None = None
 
     # -- task management --------------------------------------------------
     def spawn(self, name: str, factory: Callable[[], Any]) -> Task:
@@ -119,11 +121,13 @@ class Scheduler:
     async def point(self, label: str) -> None:
         """A scheduling point: any runnable task may run next."""
         cur = self.current
-        self._close_step(cur, None)
+        self._close_step(cur)
         cur.label = label
         nxt = self._pick(cur)
         if nxt is not cur:
-            await self._switch(cur, nxt)
+            driver = self.driver
+            driver.resume(nxt)
+            await driver.park(cur)
 
     async def wait(self, primitive: Any, label: str, *, user: bool = False) -> None:
         """Block the current task on ``primitive`` until ``wake_all(primitive)``."""
@@ -133,10 +137,12 @@ class Scheduler:
         cur.user_wait = user
         primitive.waiters.append(cur)
         self.events.append(("block", label))
-        self._close_step(cur, None)
+        self._close_step(cur)
         cur.label = label
         nxt = self._pick(cur)
-        await self._switch(cur, nxt)
+        driver = self.driver
+        driver.resume(nxt)
+        await driver.park(cur)
 
     def wake_all(self, primitive: Any) -> None:
         """Make every task blocked on ``primitive`` runnable again (they retry)."""
@@ -172,41 +178,49 @@ class Scheduler:
         self.events.append(event)
 
     # -- internals ----------------------------------------------------------
-    def _close_step(self, task: Task, event: Any) -> None:
-        if event is not None:
-            self.events.append(event)
-        step = Step(len(self.steps), task.tid, task.label, task.ctx,
-                    tuple(self.changes), tuple(self.events))
-        self.changes.clear()
-        self.events.clear()
-        self.steps.append(step)
+    # The per-step path (point -> _close_step -> _pick) runs a few hundred times per
+    # execution: it allocates one Step and nothing else when a step changed nothing.
+    def _close_step(self, task: Task) -> None:
+        changes = self.changes
+        if changes:
+            self.changes = []
+        else:
+            changes = ()
+        events = self.events
+        if events:
+            self.events = []
+        else:
+            events = ()
+        steps = self.steps
+        step = Step(len(steps), task.tid, task.label, task.ctx, changes, events)
+        steps.append(step)
         if self.after_step is not None:
             self.after_step(step)
-        if len(self.steps) >= self.max_steps:
+        if len(steps) >= self.max_steps:
             raise Livelock(f"step budget of {self.max_steps} steps exhausted",
                            step=step.index)
 
-    def _rotation(self, cur: Task) -> list[Task]:
-        tasks = self.tasks
-        n = len(tasks)
-        start = cur.tid if cur.state == RUNNABLE else cur.tid + 1
-        out = []
-        for i in range(n):
-            t = tasks[(start + i) % n]
-            if t.state == RUNNABLE:
-                out.append(t)
-        return out
-
     def _pick(self, cur: Task) -> Task:
-        runnable = self._rotation(cur)
-        if not runnable:
-            self._nobody_runnable()
-        if len(runnable) == 1:
+        """The next task: the runnable ones in rotation order from ``cur`` (from the task
+        after it when it cannot go on), the chooser's pick among them."""
+        tid = cur.tid if cur.state is RUNNABLE else cur.tid + 1
+        rotations = self._rotations
+        if len(rotations) != len(self.tasks):
+            tasks = self.tasks
+            rotations = self._rotations = [tuple(tasks[i:] + tasks[:i]) for i in range(len(tasks))]
+        runnable = []
+        for t in rotations[tid] if tid < len(rotations) else rotations[0]:
+            if t.state is RUNNABLE:
+                runnable.append(t)
+        n = len(runnable)
+        if n == 1:
             nxt = runnable[0]
-        else:
-            k = self.chooser.choose(len(runnable), cur.label, runnable) % len(runnable)
+        elif n:
+            k = self.chooser.choose(n, cur.label, runnable) % n
             self.choices.append(k)
             nxt = runnable[k]
+        else:
+            self._nobody_runnable()
         self.current = nxt
         return nxt
 
@@ -221,10 +235,6 @@ class Scheduler:
         # come: the program is stuck, not the kernel. End quietly.
         raise EndOfExecution("stuck")
 
-    async def _switch(self, cur: Task, nxt: Task) -> None:
-        self.driver.resume(nxt)
-        await self.driver.park(cur)
-
     def run_alone(self, name: str, factory: Callable[[], Any]) -> None:
         """Run one task (setup, teardown) to completion outside any driver: with no other
         task runnable it never parks."""
@@ -236,7 +246,8 @@ class Scheduler:
             coro.send(None)
         except StopIteration:
             task.state = DONE
-            self._close_step(task, ("done",))
+            self.events.append(("done",))
+            self._close_step(task)
             return
         coro.close()
         raise RuntimeError(f"{name} task parked while running alone")
@@ -244,7 +255,8 @@ class Scheduler:
     def task_done(self, task: Task) -> Task | None:
         """Called by the driver when a task's coroutine returned; picks the next."""
         task.state = DONE
-        self._close_step(task, ("done",))
+        self.events.append(("done",))
+        self._close_step(task)
         if all(t.state == DONE for t in self.tasks):
             self.current = None
             self.finished = True
