@@ -39,7 +39,7 @@ DEFAULT_MAX_STEPS = 20_000
 
 
 class Chooser(Protocol):
-    """Picks the next task; ``runnable`` is in rotation order, index 0 = keep going."""
+    """Picks the next task; ``runnable`` (a tuple) is in rotation order, index 0 = keep going."""
 
     def choose(self, n: int, label: str, runnable: Sequence["Task"] | None) -> int: ...
 
@@ -103,7 +103,8 @@ class Scheduler:
         self.changes: list[Change] = []  # change log of the step in progress
         self.events: list = []           # events (op begin/end, block) of the step in progress
         self.choices: list[int] = []     # the effective choices made, in order
-        self._rotations: list[tuple[Task, ...]] = []   # every task, in rotation order from each
+        # the runnable tasks in rotation order from each start, while no task changes state
+        self._runnable: dict[int, tuple[Task, ...]] = {}
         self.after_step: Callable[[Step], None] | None = None
         self.driver = None
         self.finished = False
@@ -113,6 +114,7 @@ class Scheduler:
         """Register a task; it becomes runnable at once and starts when chosen."""
         task = Task(len(self.tasks), name, factory)
         self.tasks.append(task)
+        self._runnable.clear()
         if self.driver is not None:
             self.driver.spawned(task)
         return task
@@ -132,7 +134,7 @@ class Scheduler:
     async def wait(self, primitive: Any, label: str, *, user: bool = False) -> None:
         """Block the current task on ``primitive`` until ``wake_all(primitive)``."""
         cur = self.current
-        cur.state = BLOCKED
+        self.set_state(cur, BLOCKED)
         cur.waiting_on = primitive
         cur.user_wait = user
         primitive.waiters.append(cur)
@@ -150,7 +152,7 @@ class Scheduler:
         if waiters:
             for t in waiters:
                 if t.state == BLOCKED:        # not a task unwound after the phase ended
-                    t.state = RUNNABLE
+                    self.set_state(t, RUNNABLE)
                     t.waiting_on = None
                     t.user_wait = False
             primitive.waiters = []
@@ -200,18 +202,25 @@ class Scheduler:
             raise Livelock(f"step budget of {self.max_steps} steps exhausted",
                            step=step.index)
 
+    def set_state(self, task: Task, state: str) -> None:
+        """Every change of a task's state goes through here (the runnable sets are cached)."""
+        task.state = state
+        self._runnable.clear()
+
+    def _rotation(self, start: int) -> tuple[Task, ...]:
+        tasks = self.tasks
+        i = start % len(tasks)
+        runnable = tuple(t for t in tasks[i:] + tasks[:i] if t.state == RUNNABLE)
+        self._runnable[start] = runnable
+        return runnable
+
     def _pick(self, cur: Task) -> Task:
         """The next task: the runnable ones in rotation order from ``cur`` (from the task
         after it when it cannot go on), the chooser's pick among them."""
-        tid = cur.tid if cur.state is RUNNABLE else cur.tid + 1
-        rotations = self._rotations
-        if len(rotations) != len(self.tasks):
-            tasks = self.tasks
-            rotations = self._rotations = [tuple(tasks[i:] + tasks[:i]) for i in range(len(tasks))]
-        runnable = []
-        for t in rotations[tid] if tid < len(rotations) else rotations[0]:
-            if t.state is RUNNABLE:
-                runnable.append(t)
+        start = cur.tid if cur.state is RUNNABLE else cur.tid + 1
+        runnable = self._runnable.get(start)
+        if runnable is None:
+            runnable = self._rotation(start)
         n = len(runnable)
         if n == 1:
             nxt = runnable[0]
@@ -245,7 +254,7 @@ class Scheduler:
         try:
             coro.send(None)
         except StopIteration:
-            task.state = DONE
+            self.set_state(task, DONE)
             self.events.append(("done",))
             self._close_step(task)
             return
@@ -254,7 +263,7 @@ class Scheduler:
 
     def task_done(self, task: Task) -> Task | None:
         """Called by the driver when a task's coroutine returned; picks the next."""
-        task.state = DONE
+        self.set_state(task, DONE)
         self.events.append(("done",))
         self._close_step(task)
         if all(t.state == DONE for t in self.tasks):

@@ -77,28 +77,34 @@ class Invariants:
             return
         checks = 0
         want_of = FIELD_CHECKS.get
-        for _obj, field, _index, _old, new in changes:
-            want = want_of(field)
+        for change in changes:          # (obj, field, index, old, new); indexing is cheaper
+            want = want_of(change[1])
             if want:
-                if want & _RELEASE and new is not None:
+                if want & _RELEASE and change[4] is not None:
                     continue
                 checks |= want
         if not checks:
             return
         if checks & W:
             self.writable_dirty = True
-        if self.writable_dirty and not self.in_table_operation():
-            self.writable_dirty = False
-            self.check_writable_exclusive()
+        busy = None                     # in_table_operation(), asked once
+        if self.writable_dirty:
+            busy = self.in_table_operation()
+            if not busy:
+                self.writable_dirty = False
+                self.check_writable_exclusive()
         if checks & (T | W):
             self.check_tlbs()
         if checks & R:
             self.check_refcounts(step)
         if checks & M:
             self.mappings_dirty = True
-        if self.mappings_dirty and not self.in_table_operation() and not self.any_ptl_held():
-            self.mappings_dirty = False
-            self.check_mappings()
+        if self.mappings_dirty:
+            if busy is None:
+                busy = self.in_table_operation()
+            if not busy and not self.any_ptl_held():
+                self.mappings_dirty = False
+                self.check_mappings()
 
     def in_table_operation(self) -> bool:
         """A design's multi-step page-table operation is half done (COW PTE: fork installs
@@ -109,6 +115,13 @@ class Invariants:
     def any_ptl_held(self) -> bool:
         for table in self.tables:
             if table.ptl.owner is not None:
+                return True
+        return False
+
+    def _any_references(self) -> bool:
+        """Does any process hold a pin or a pipe buffer?"""
+        for proc in self.processes:
+            if proc.pins or proc.pipe:
                 return True
         return False
 
@@ -211,6 +224,8 @@ class Invariants:
 
     def _pins_and_refs(self, folio):
         pins = refs = 0
+        if not self._any_references():
+            return 0, 0
         for proc in self.processes:
             for pin in proc.pins.values():
                 if pin.folio is folio:
@@ -222,11 +237,11 @@ class Invariants:
 
     def check_refcounts(self, step) -> None:
         seen = set()
-        for obj, field, _index, _old, _new in step.changes:
-            if field not in _REFCOUNT_FIELDS or type(obj) is not Folio or id(obj) in seen:
+        for change in step.changes:
+            folio = change[0]
+            if change[1] not in _REFCOUNT_FIELDS or type(folio) is not Folio or id(folio) in seen:
                 continue
-            seen.add(id(obj))
-            folio = obj
+            seen.add(id(folio))
             if folio.kind == ZERO:
                 continue
             pins, refs = self._pins_and_refs(folio)
