@@ -121,11 +121,39 @@ class Scheduler:
 
     # -- the two ways a task leaves the CPU --------------------------------
     async def point(self, label: str) -> None:
-        """A scheduling point: any runnable task may run next."""
+        """A scheduling point: any runnable task may run next.
+
+        The hottest path of an execution: ``_close_step`` and ``_pick`` are written out
+        here once more, flat (the running task is runnable, so rotation starts at it)."""
         cur = self.current
-        self._close_step(cur)
+        changes = self.changes
+        if changes:
+            self.changes = []
+        else:
+            changes = ()
+        events = self.events
+        if events:
+            self.events = []
+        else:
+            events = ()
+        steps = self.steps
+        step = Step(len(steps), cur.tid, cur.label, cur.ctx, changes, events)
+        steps.append(step)
+        if self.after_step is not None:
+            self.after_step(step)
+        if len(steps) >= self.max_steps:
+            raise Livelock(f"step budget of {self.max_steps} steps exhausted",
+                           step=step.index)
         cur.label = label
-        nxt = self._pick(cur)
+        runnable = self._runnable.get(cur.tid)
+        if runnable is None:
+            runnable = self._rotation(cur.tid)
+        n = len(runnable)
+        if n == 1:
+            return                      # only the running task: no decision
+        k = self.chooser.choose(n, label, runnable) % n
+        self.choices.append(k)
+        nxt = self.current = runnable[k]
         if nxt is not cur:
             driver = self.driver
             driver.resume(nxt)
