@@ -124,7 +124,7 @@ class Scheduler:
         """A scheduling point: any runnable task may run next.
 
         The hottest path of an execution: ``_close_step`` and ``_pick`` are written out
-        here once more, flat (the running task is runnable, so rotation starts at it)."""
+        here once more, flat."""
         cur = self.current
         changes = self.changes
         if changes:
@@ -145,15 +145,22 @@ class Scheduler:
             raise Livelock(f"step budget of {self.max_steps} steps exhausted",
                            step=step.index)
         cur.label = label
-        runnable = self._runnable.get(cur.tid)
+        start = cur.tid if cur.state is RUNNABLE else cur.tid + 1
+        runnable = self._runnable.get(start)
         if runnable is None:
-            runnable = self._rotation(cur.tid)
+            runnable = self._rotation(start)
         n = len(runnable)
         if n == 1:
-            return                      # only the running task: no decision
-        k = self.chooser.choose(n, label, runnable) % n
-        self.choices.append(k)
-        nxt = self.current = runnable[k]
+            nxt = runnable[0]
+            if nxt is cur:
+                return                  # only the running task: no decision
+        elif n:
+            k = self.chooser.choose(n, label, runnable) % n
+            self.choices.append(k)
+            nxt = runnable[k]
+        else:
+            self._nobody_runnable()
+        self.current = nxt
         if nxt is not cur:
             driver = self.driver
             driver.resume(nxt)
@@ -238,8 +245,11 @@ class Scheduler:
     def _rotation(self, start: int) -> tuple[Task, ...]:
         tasks = self.tasks
         i = start % len(tasks)
-        runnable = tuple(t for t in tasks[i:] + tasks[:i] if t.state == RUNNABLE)
-        self._runnable[start] = runnable
+        runnable = []
+        for t in tasks[i:] + tasks[:i]:
+            if t.state is RUNNABLE:
+                runnable.append(t)
+        runnable = self._runnable[start] = tuple(runnable)
         return runnable
 
     def _pick(self, cur: Task) -> Task:
