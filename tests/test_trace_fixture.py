@@ -21,4 +21,6 @@ def test_traces_match_the_fixture(design):
             full = FIXTURE["texts"].get(f"{design}/{seed}")
             diff = "" if full is None else "\n".join(difflib.unified_diff(
                 full.splitlines(), text.splitlines(), "fixture", "now", lineterm="", n=2))
-            pytest.fail(f"{design} seed {seed}: {expected[seed]} != {got}\n{diff}")
+            pytest.fail(f"{design} seed {seed}: {expected[seed]} != {got}\n{diff}\n"
+                        "(a change of the model that is meant to change traces rewrites "
+                        "the fixture: python -m tests.trace_fixture)")

@@ -95,10 +95,12 @@ def measure(seconds: float) -> dict:
 
 
 def _export(rev: str, dest: Path) -> None:
-    root = Path(__file__).resolve().parents[2]
-    archive = subprocess.run(["git", "-C", str(root), "archive", rev], check=True,
-                             capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    """Revision ``rev`` of the git checkout in the working directory, into ``dest``."""
+    proc = subprocess.run(["git", "archive", rev], capture_output=True)
+    if proc.returncode:
+        raise SystemExit(f"cowfuzz: cannot export {rev} (run this from a git checkout of "
+                         f"cowfuzz): {proc.stderr.decode(errors='replace').strip()}")
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=proc.stdout, check=True)
 
 
 def _measure_tree(tree: Path, seconds: float) -> dict:
@@ -113,7 +115,7 @@ def _measure_tree(tree: Path, seconds: float) -> dict:
 
 def compare(rev: str, repeat: int, seconds: float) -> None:
     """Old (REV) and new (this tree) side by side, ``repeat`` rounds each."""
-    new_tree = Path(__file__).resolve().parents[2]
+    new_tree = Path(__file__).resolve().parents[2]      # where this fuzz package lives
     with tempfile.TemporaryDirectory(prefix="cowfuzz-against-") as tmp:
         old_tree = Path(tmp)
         _export(rev, old_tree)

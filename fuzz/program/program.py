@@ -13,6 +13,7 @@ fuzz/program/ops.py.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from model.pgtable import USER_PAGES
@@ -31,8 +32,14 @@ class Op:
     name: str
     args: tuple = ()
 
-    def __str__(self) -> str:
+    @functools.cached_property
+    def text(self) -> str:
+        """The operation as a program line prints it ("pin 0 0 rw fast longterm"); kept,
+        since every execution of the program prints it into the trace."""
         return " ".join([self.name, *map(str, self.args)])
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @dataclass(frozen=True)

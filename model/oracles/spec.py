@@ -25,7 +25,7 @@ breaks a promise:
 from __future__ import annotations
 
 from model.oracles.errors import ForkSnapshot, IsolationBreach, LostWrite, PinIncoherent
-from model.pgtable import pmd_index, pte_index
+from model.pgtable import PTRS_PER_PTE
 
 ZERO_TOKEN = 0
 
@@ -92,13 +92,15 @@ class Spec:
         """The value a load of ``mm`` at ``va`` would return now (no side effects), or
         None when unknown: no VMA, or the PTE is in flux under its ptl (a fault would
         wait for the lock and see the settled entry)."""
-        vma = mm.find_vma(va)
-        if vma is None:
+        for vma in mm.vmas:                          # find_vma
+            if vma.vm_start <= va < vma.vm_end:
+                break
+        else:
             return None
-        pmd = mm.pmd[pmd_index(va)]
+        pmd = mm.pmd[va // PTRS_PER_PTE]             # pmd_index, pte_index: a hot path
         if pmd is not None and pmd.table.ptl.owner is not None:
             return None
-        pte = pmd.table.ptes[pte_index(va)] if pmd is not None else None
+        pte = pmd.table.ptes[va % PTRS_PER_PTE] if pmd is not None else None
         if pte is None:
             if vma.vm_file is not None:
                 return vma.vm_file.pages[vma.linear_page_index(va)].data
@@ -247,13 +249,14 @@ class Spec:
 
     def sample_fork_windows(self) -> None:
         """After each step while a fork is in flight: record what the parent now sees."""
+        peek = self.peek
         for pid, windows in self.fork_windows.items():
             if not windows:
                 continue
             mm = self.k.process_by_pid(pid).mm
             for window in windows.values():
                 for va, values in window.items():
-                    seen = self.peek(mm, va)
+                    seen = peek(mm, va)
                     if seen is not None:
                         values.add(seen)
 
