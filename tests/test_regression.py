@@ -114,7 +114,7 @@ def test_a_file_or_a_token_with_expect_clean_on_upstream(tmp_path):
     token = cowfuzz(tmp_path, "run", source, "--variant", PLANTED).stdout.splitlines()[0]
     by_token = cowfuzz(tmp_path, "corpus", "add", token, "dest", "--designs", PLANTED)
     assert by_token.returncode == 0, by_token.stderr
-    assert by_token.stdout.startswith(f"wrote dest/VM_BUG_ON-") and \
+    assert by_token.stdout.startswith("wrote dest/VM_BUG_ON-") and \
         by_token.stdout.endswith(f"expect {NAME} VM_BUG_ON, expect upstream clean\n")
 
 

@@ -26,7 +26,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 
 _MEASURE = r'''
 import json, random, sys, time
