@@ -48,8 +48,10 @@ class CowFile(pytest.File):
     def collect(self):
         try:
             program = read_program(self.path)
-        except (ParseError, OSError) as exc:
+        except ParseError as exc:
             raise self.CollectError(str(exc)) from None
+        except OSError as exc:
+            raise self.CollectError(f"{self.path}: {exc.strerror or exc}") from None
         if not program.expect:
             item = CowItem.from_parent(self, name="no-expectations", program=program,
                                        variant=None, verdict=None)
@@ -97,4 +99,5 @@ class CowItem(pytest.Item):
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self):
-        return self.path, None, f"{self.path.name} on {self.variant}: expect {self.verdict}"
+        # a line number, never None: pytest's skip report asserts one
+        return self.path, 0, f"{self.path.name} on {self.variant}: expect {self.verdict}"
