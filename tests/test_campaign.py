@@ -190,7 +190,7 @@ def test_a_dead_worker_is_restarted_and_the_campaign_goes_on(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (("--strategy", "nope"), "unknown strategy 'nope'"),
     (("--variant", "nope"), "unknown variant 'nope'"),
-    (("--time", "-1"), "--time must be positive"),
+    (("--time", "-1"), "--time must be a positive number of seconds"),
     (("--jobs", "0"), "--jobs must be positive"),
 ])
 def test_bad_usage_is_one_line_and_exit_2(tmp_path, args, message):

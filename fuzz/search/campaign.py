@@ -52,6 +52,7 @@ from fuzz.program.replay_token import make_token
 from fuzz.program.textcodec import ParseError, format_program, parse_program
 from fuzz.runtime.executor import execute
 from fuzz.search.minimizer import MIN_JOB_SECONDS, Failed, Minimizer
+from fuzz.search.procs import signals_held
 from fuzz.search.progress import Reporter
 from fuzz.search.session import Found, Heartbeat, SliceRequest, SliceResult
 from fuzz.search.store import CampaignFolder, Corpus, CrashStore, DiskError
@@ -362,7 +363,8 @@ class Campaign:
                                       str(slot.workdir), child,
                                       str(self.folder.journal(slot.index))),
                                 name=f"cowfuzz-worker-{slot.index}", daemon=True)
-        slot.proc.start()
+        with signals_held():
+            slot.proc.start()
         child.close()
         slot.conn = parent
         slot.entry_cursor = slot.feature_cursor = 0   # a new process has seen nothing

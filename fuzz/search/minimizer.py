@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from fuzz.runtime.executor import execute
 from fuzz.program.textcodec import format_program, parse_program
-from fuzz.search.procs import die_with_parent, use_tmpdir
+from fuzz.search.procs import die_with_parent, release_signals, signals_held, use_tmpdir
 from fuzz.triage.html_report import render_html
 from fuzz.triage.report import build_report, render_text
 from model.variants import get_variant, load_designs
@@ -117,7 +117,8 @@ class Minimizer:
             self.proc = _MP.Process(target=minimizer_main,
                                     args=(self.variant, self.designs, self.workdir, child),
                                     name="cowfuzz-minimizer", daemon=True)
-            self.proc.start()
+            with signals_held():
+                self.proc.start()
             child.close()
             self.conn = parent
         try:
@@ -150,6 +151,7 @@ def minimizer_main(variant: str, designs: tuple, workdir: str, conn) -> None:
     parent = multiprocessing.parent_process()
     die_with_parent(parent.pid if parent is not None else None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    release_signals()
     use_tmpdir(workdir)
     load_designs(designs)
     variant_cls = get_variant(variant)

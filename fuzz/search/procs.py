@@ -6,6 +6,12 @@ libFuzzer) asks the kernel to SIGKILL it when its parent dies
 goes on fuzzing or prints a traceback into a closed pipe. Each also takes a
 folder of the campaign's as its TMPDIR, so whatever a library puts in a
 temporary file lands where the next campaign on the folder removes it.
+
+A Ctrl-C reaches every process of the terminal's process group, one still
+starting its interpreter included, where it would end in a
+KeyboardInterrupt traceback. So children start with SIGINT and SIGTERM
+blocked (``signals_held``: a signal mask survives fork and exec) and unblock
+them once their own handlers are in place (``release_signals``).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import ctypes
 import os
 import signal
 import tempfile
+from contextlib import contextmanager
+from multiprocessing import resource_tracker
 
 _PR_SET_PDEATHSIG = 1
 
@@ -33,3 +41,25 @@ def use_tmpdir(folder: str) -> None:
     """Make ``folder`` this process's TMPDIR, and its children's."""
     os.environ["TMPDIR"] = folder
     tempfile.tempdir = folder
+
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def signals_held():
+    """Block SIGINT and SIGTERM while starting a child: it inherits the mask. What the
+    parent receives meanwhile is delivered when the block ends."""
+    # multiprocessing starts its resource tracker with the first child, and unblocks
+    # both signals when it has: start it first
+    resource_tracker.ensure_running()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def release_signals() -> None:
+    """In the child, once its handlers are set: let SIGINT and SIGTERM in."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)

@@ -27,7 +27,7 @@ import signal
 import traceback
 from dataclasses import asdict, replace
 
-from fuzz.search.procs import die_with_parent, use_tmpdir
+from fuzz.search.procs import die_with_parent, release_signals, use_tmpdir
 from fuzz.search.session import Session
 from fuzz.search.strategies import STRATEGIES
 
@@ -73,18 +73,20 @@ def worker_main(slot: int, variant: str, designs: tuple, workdir: str, conn,
     parent = multiprocessing.parent_process()
     die_with_parent(parent.pid if parent is not None else None)
     use_tmpdir(workdir)
-    state = {"session": None, "in_slice": False}
+    state = {"session": None, "in_slice": False, "leaving": False}
 
     def stop(signum, frame):
         if state["session"] is not None:
             state["session"].stopping = True
-        if not state["in_slice"]:
+        if not state["in_slice"] and not state["leaving"]:
+            state["leaving"] = True
             raise _Stop
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     strategy = None
     try:
+        release_signals()
         from model.variants import get_variant, load_designs
         load_designs(designs)
         session = Session(get_variant(variant), variant, workdir)
@@ -109,8 +111,7 @@ def worker_main(slot: int, variant: str, designs: tuple, workdir: str, conn,
     except (_Stop, EOFError, BrokenPipeError, ConnectionResetError):
         return                                  # stopped, or the coordinator is gone
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        state["leaving"] = True                 # a second signal changes nothing now
         if strategy is not None:
             strategy.close()
 
