@@ -5,8 +5,9 @@ cowfuzz is installed, ``pytest corpus/`` or ``pytest path/to/reproducers/``
 replays every .cow file on every variant its ``expect`` lines name and
 checks the recorded verdict ("clean", or the oracle that must fire). A
 failing item prints the crash report (fuzz/triage/report.py). A file that does not
-parse is a collection error naming the file and line; a file without
-expectations (a campaign's queue entry) is skipped.
+parse (or is not a regular file, or is over a bound) is a collection error
+naming the file and line; a file without expectations is skipped. Whatever
+it collects, the plugin never makes pytest itself fail.
 
 A .cow file names designs by their registered names only; it never loads
 code. Designs of your own are declared in the pytest configuration,
