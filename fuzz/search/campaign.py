@@ -348,8 +348,16 @@ class Campaign:
             slot.busy = False
             self.stats.runs -= slot.inflight_runs
             slot.inflight_runs = 0
-            self._handle(result, slot)
-            self._dispatch(slot)
+            runs_before = self.stats.runs      # every other worker's executions, to now
+            dispatched_at = slot.dispatched_at
+            self._handle(result)
+            # the worker goes on fuzzing while its findings are replayed and written
+            if not (self.config.stop_on_crash and
+                    any(f.signature not in self.crashes.known for f in result.found)):
+                self._dispatch(slot)
+            for found in result.found:
+                self._hit(found, execution=runs_before + found.run,
+                          seconds=dispatched_at + max(found.seconds, 0.0))
 
     # -- workers -------------------------------------------------------------------------
     def _start_worker(self, slot: _Slot) -> None:
@@ -417,9 +425,9 @@ class Campaign:
                 slot.proc.join(timeout=5)
 
     # -- results -------------------------------------------------------------------------
-    def _handle(self, result: SliceResult, slot: _Slot) -> None:
+    def _handle(self, result: SliceResult) -> None:
+        """Statistics and corpus entries of a slice (its findings are taken apart)."""
         st = self.stats
-        runs_before = st.runs                  # every other worker's executions, to now
         st.runs += result.runs
         st.slices += 1
         st.edges = max(st.edges, result.edges)
@@ -447,9 +455,6 @@ class Campaign:
         st.features = len(self.features)
         st.corpus = len(self.entry_log)
         self.reporter.new_entries(st, added)
-        for found in result.found:
-            self._hit(found, execution=runs_before + found.run,
-                      seconds=slot.dispatched_at + max(found.seconds, 0.0))
 
     def _hit(self, found: Found, *, execution: int, seconds: float) -> None:
         st = self.stats
