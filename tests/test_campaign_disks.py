@@ -89,6 +89,7 @@ def test_a_full_crash_folder_prints_what_it_cannot_save(tmp_path, tmpfs):
     _no_temporary_names(crashes)
 
 
+@pytest.mark.slow
 def test_a_full_campaign_folder_is_one_error_line_and_the_campaign_goes_on(tmp_path, tmpfs):
     campaign = tmpfs("campaign", "256k")
     fuzzing = Fuzzing(tmp_path, "fuzz", "--variant", "cowpte-rfc2", "--strategy", "random",
@@ -168,6 +169,7 @@ def test_a_queue_that_fails_writes_is_one_line(tmp_path, capsys, monkeypatch):
     assert out.splitlines()[-1].startswith("cowfuzz: DONE ")
 
 
+@pytest.mark.slow
 def test_two_campaigns_on_one_corpus_never_touch_each_others_files(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -82,7 +82,7 @@ def test_a_finding_ends_the_slice_and_is_saved_at_once(tmp_path):
     assert fuzzing.finish(timeout=30) == 143
 
 
-@pytest.mark.parametrize("strategy", ["random", "coverage"])
+@pytest.mark.parametrize("strategy", ["random", pytest.param("coverage", marks=pytest.mark.slow)])
 def test_sigterm_ends_a_campaign_within_seconds_with_everything_saved(tmp_path, tmpdir_env,
                                                                       strategy):
     scratch, env = tmpdir_env
@@ -102,6 +102,7 @@ def test_sigterm_ends_a_campaign_within_seconds_with_everything_saved(tmp_path, 
     assert_nothing_left(tmp_path, scratch)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_every_process_of_the_campaign_quietly(tmp_path, tmpdir_env):
     """A terminal's Ctrl-C reaches the whole process group: workers, libFuzzer and the
     minimizer too. None of them prints a traceback."""
@@ -119,6 +120,7 @@ def test_ctrl_c_stops_every_process_of_the_campaign_quietly(tmp_path, tmpdir_env
     assert_nothing_left(tmp_path, scratch)
 
 
+@pytest.mark.slow
 def test_after_sigkill_the_next_run_saves_what_workers_sent_and_cleans_up(tmp_path, tmpdir_env):
     scratch, env = tmpdir_env
     fuzzing = Fuzzing(tmp_path, *fuzz_args(tmp_path, "--variant", "cowpte-rfc2", "--strategy",
