@@ -49,7 +49,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fuzz.program.replay_token import make_token
-from fuzz.program.textcodec import ParseError, format_program, parse_program
+from fuzz.program.textcodec import ParseError, format_program, parse_program, read_input
 from fuzz.runtime.executor import execute
 from fuzz.search.minimizer import MIN_JOB_SECONDS, Failed, Minimizer
 from fuzz.search.procs import signals_held
@@ -541,7 +541,10 @@ class Campaign:
 
     def _start_minimization(self, folder: Path, sig: str) -> None:
         try:
-            text = (folder / "input.cow").read_text()
+            text = read_input(folder / "input.cow")
+        except ParseError as exc:
+            self.reporter.warning(f"cannot minimize {sig}: {exc}")
+            return
         except OSError as exc:
             self.reporter.warning(f"cannot minimize {sig}: {folder / 'input.cow'}: "
                                   f"{exc.strerror or exc}")
@@ -599,7 +602,7 @@ class Campaign:
 
 def _read_meta(folder: Path) -> dict:
     try:
-        return json.loads((folder / "meta.json").read_text())
+        return json.loads(read_input(folder / "meta.json"))
     except (OSError, ValueError):
         return {}
 

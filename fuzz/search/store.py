@@ -36,7 +36,7 @@ import tempfile
 from pathlib import Path
 
 from fuzz.triage.signature import signature_slug
-from fuzz.program.textcodec import ParseError, format_program, read_program
+from fuzz.program.textcodec import ParseError, format_program, read_input, read_program
 
 
 class DiskError(Exception):
@@ -236,8 +236,8 @@ class CrashStore:
             _remove_leftovers(self.dir)
             for sig_file in sorted(self.dir.glob("*/signature.txt")):
                 try:
-                    self.known[sig_file.read_text().strip()] = sig_file.parent
-                except OSError:
+                    self.known[read_input(sig_file, 1 << 16).strip()] = sig_file.parent
+                except (OSError, ParseError):
                     continue
         return len(self.known)
 
