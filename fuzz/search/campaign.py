@@ -42,8 +42,6 @@ import multiprocessing.connection
 import os
 import shutil
 import signal
-import socket
-import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -52,10 +50,10 @@ from fuzz.program.replay_token import make_token
 from fuzz.program.textcodec import ParseError, format_program, parse_program, read_input
 from fuzz.runtime.executor import execute
 from fuzz.search.minimizer import MIN_JOB_SECONDS, Failed, Minimizer
-from fuzz.search.procs import signals_held
+from fuzz.search.procs import StopSignals, signals_held
 from fuzz.search.progress import Reporter
 from fuzz.search.session import Found, Heartbeat, SliceRequest, SliceResult
-from fuzz.search.store import CampaignFolder, Corpus, CrashStore, DiskError
+from fuzz.search.store import CampaignFolder, Corpus, CrashStore, DiskError, read_journal
 from fuzz.search.worker import worker_main
 from fuzz.triage.html_report import render_html
 from fuzz.triage.report import build_report, render_text
@@ -127,54 +125,6 @@ class CampaignStats:
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started
-
-
-class StopSignals:
-    """SIGINT and SIGTERM ask the campaign to stop instead of killing it. The handler only
-    records the signal; a wakeup socket makes the coordinator's wait return at once.
-    Installed only in the main thread (Python delivers signals there)."""
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._saved = None
-        self._sockets = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            reader, writer = socket.socketpair()
-            reader.setblocking(False)
-            writer.setblocking(False)
-            self._sockets = (reader, writer)
-            old_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-            self._saved = (old_fd, signal.signal(signal.SIGINT, self._handle),
-                           signal.signal(signal.SIGTERM, self._handle))
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is None:
-            self.signum = signum
-
-    def waitables(self) -> list:
-        return [self._sockets[0]] if self._sockets else []
-
-    def drain(self) -> None:
-        if self._sockets:
-            try:
-                while self._sockets[0].recv(64):
-                    pass
-            except OSError:
-                pass
-
-    def __exit__(self, *exc):
-        if self._saved is not None:
-            old_fd, old_int, old_term = self._saved
-            signal.set_wakeup_fd(old_fd)
-            signal.signal(signal.SIGINT, old_int)
-            signal.signal(signal.SIGTERM, old_term)
-            for s in self._sockets:
-                s.close()
-            self._saved = self._sockets = None
-        return False
 
 
 class _Slot:
@@ -515,7 +465,7 @@ class Campaign:
         journals = self.folder.journals()
         pending = False
         for path in journals:
-            for record in _read_journal(path):
+            for record in read_journal(path):
                 sig = record["signature"]
                 if sig in self.crashes.known or sig in self.unreadable:
                     continue
@@ -605,21 +555,3 @@ def _read_meta(folder: Path) -> dict:
         return json.loads(read_input(folder / "meta.json"))
     except (OSError, ValueError):
         return {}
-
-
-def _read_journal(path: Path) -> list[dict]:
-    """The complete records of a worker's journal (a line cut short by a kill is not one)."""
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
-    records = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and all(isinstance(record.get(k), str)
-                                            for k in ("signature", "oracle", "program")):
-            records.append(record)
-    return records

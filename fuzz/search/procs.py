@@ -11,7 +11,9 @@ A Ctrl-C reaches every process of the terminal's process group, one still
 starting its interpreter included, where it would end in a
 KeyboardInterrupt traceback. So children start with SIGINT and SIGTERM
 blocked (``signals_held``: a signal mask survives fork and exec) and unblock
-them once their own handlers are in place (``release_signals``).
+them once their own handlers are in place (``release_signals``). The
+coordinator itself turns both signals into a request to stop
+(``StopSignals``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import socket
 import tempfile
+import threading
 from contextlib import contextmanager
 from multiprocessing import resource_tracker
 
@@ -63,3 +67,51 @@ def signals_held():
 def release_signals() -> None:
     """In the child, once its handlers are set: let SIGINT and SIGTERM in."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+class StopSignals:
+    """SIGINT and SIGTERM ask the campaign to stop instead of killing it. The handler only
+    records the signal; a wakeup socket makes the coordinator's wait return at once.
+    Installed only in the main thread (Python delivers signals there)."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._saved = None
+        self._sockets = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            reader, writer = socket.socketpair()
+            reader.setblocking(False)
+            writer.setblocking(False)
+            self._sockets = (reader, writer)
+            old_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+            self._saved = (old_fd, signal.signal(signal.SIGINT, self._handle),
+                           signal.signal(signal.SIGTERM, self._handle))
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+
+    def waitables(self) -> list:
+        return [self._sockets[0]] if self._sockets else []
+
+    def drain(self) -> None:
+        if self._sockets:
+            try:
+                while self._sockets[0].recv(64):
+                    pass
+            except OSError:
+                pass
+
+    def __exit__(self, *exc):
+        if self._saved is not None:
+            old_fd, old_int, old_term = self._saved
+            signal.set_wakeup_fd(old_fd)
+            signal.signal(signal.SIGINT, old_int)
+            signal.signal(signal.SIGTERM, old_term)
+            for s in self._sockets:
+                s.close()
+            self._saved = self._sockets = None
+        return False

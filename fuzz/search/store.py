@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import sys
@@ -319,3 +320,21 @@ class CampaignFolder:
 
     def journals(self) -> list[Path]:
         return sorted(self.found.glob("worker-*.jsonl")) if self.found.is_dir() else []
+
+
+def read_journal(path: Path) -> list[dict]:
+    """The complete records of a worker's journal (a line cut short by a kill is not one)."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    records = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and all(isinstance(record.get(k), str)
+                                            for k in ("signature", "oracle", "program")):
+            records.append(record)
+    return records
