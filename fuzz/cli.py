@@ -19,7 +19,8 @@
 
 Exit status: 0 clean (``minimize``, ``corpus add``: done), 1 a violation, a model
 error or a verdict other than the ``expect`` line's (``corpus add``: not the
-recorded verdict), 2 bad usage or input, 130 interrupted (Ctrl-C).
+recorded verdict), 2 bad usage or input, a folder that cannot be written, or a
+campaign that ran nothing; 130 (SIGINT) or 143 (SIGTERM) when interrupted.
 Bad input is reported on one line, ``file:line: what is wrong``. Which design
 an input replays on: fuzz/program/replay_design.py.
 """
@@ -27,12 +28,17 @@ an input replays on: fuzz/program/replay_design.py.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_VARIANT = "cowpte-rfc2"
+#: the longest error line printed (what it quotes is cut short before this)
+MAX_ERROR_LINE = 1000
+#: explore's default time cap, seconds
+EXPLORE_SECONDS = 120.0
 
 
 class UsageError(Exception):
@@ -172,7 +178,8 @@ def cmd_fuzz(args) -> int:
     variant_cls = _user_variant(args.variant)
     if args.strategy not in STRATEGIES:
         raise UsageError(f"unknown strategy {args.strategy!r} (known: {', '.join(STRATEGIES)})")
-    for flag, value in (("--time", args.time), ("--runs", args.runs), ("--jobs", args.jobs)):
+    _positive_seconds(time=args.time, slice=args.slice, minimize_time=args.minimize_time)
+    for flag, value in (("--runs", args.runs), ("--jobs", args.jobs)):
         if value is not None and value <= 0:
             raise UsageError(f"{flag} must be positive")
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
@@ -184,16 +191,34 @@ def cmd_fuzz(args) -> int:
         jobs=args.jobs, seed=seed,
         corpus_dir=Path(args.corpus) if args.corpus else Path("corpus") / slug,
         crashes_dir=Path(args.crashes) if args.crashes else Path("crashes") / slug,
+        campaign_dir=Path(args.campaign) if args.campaign else Path("campaigns") / slug,
         slice_seconds=args.slice, minimize_seconds=args.minimize_time,
         stop_on_crash=args.stop_on_crash)
-    from fuzz.search.store import Busy
+    from fuzz.search.store import Busy, DiskError
     try:
         stats = Campaign(config, Reporter(quiet=args.quiet)).run()
-    except Busy as exc:
+    except (Busy, DiskError) as exc:
         raise UsageError(str(exc)) from None
-    if stats.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_FOUND if stats.violations else EXIT_CLEAN
+    if stats.interrupted is not None:
+        return 128 + stats.interrupted
+    if stats.violations:
+        return EXIT_FOUND
+    if stats.runs == 0:
+        cpus = os.cpu_count() or 1
+        why = (f"{args.jobs} jobs on {cpus} CPUs: the workers were still starting"
+               if args.jobs > cpus else "the workers did not start in time")
+        print(f"cowfuzz: error: the campaign ran no program ({why}); nothing was tested",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_CLEAN
+
+
+def _positive_seconds(**flags) -> None:
+    """Durations must be finite and positive (nan and inf would never end a campaign)."""
+    for name, value in flags.items():
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive number of "
+                             f"seconds, got {value}")
 
 
 def _declared_specs() -> tuple[str, ...]:
@@ -203,15 +228,19 @@ def _declared_specs() -> tuple[str, ...]:
 
 
 def cmd_minimize(args) -> int:
+    from fuzz.runtime.executor import execute
     from fuzz.triage.minimize import minimize, shrink_text
     from fuzz.program.textcodec import format_program
     from fuzz.program.replay_token import make_token
+    _positive_seconds(time=args.time)
     label, program, token_variant = _single_input(args.input)
     name, variant_cls = _variant_of(args, label, program, token_variant)
-    try:
-        result = minimize(program, variant_cls, name, seconds=args.time)
-    except ValueError as exc:
-        raise UsageError(f"{label}: {exc} ({name})") from None
+    if not execute(program, variant_cls).failed:
+        raise UsageError(f"{label}: the program does not fail on this variant: nothing to "
+                         f"minimize ({name})")
+    print(f"cowfuzz: minimizing {label} on {name} (at most {args.time:g} s)", file=sys.stderr,
+          flush=True)
+    result = minimize(program, variant_cls, name, seconds=args.time)
 
     print(f"{label} on {name}: {shrink_text(result.before, result.after)} "
           f"({result.runs} runs, {result.seconds:.1f} s"
@@ -230,6 +259,9 @@ def cmd_minimize(args) -> int:
 def cmd_explore(args) -> int:
     from fuzz.triage.explore import explore
     from fuzz.program.replay_token import make_token
+    _positive_seconds(time=args.time)
+    if args.bound < 0:
+        raise UsageError("--bound must be 0 or more")
     label, program, token_variant = _single_input(args.input)
     name, variant_cls = _variant_of(args, label, program, token_variant)
     result = explore(program.with_schedule(()), variant_cls, args.bound,
@@ -252,8 +284,9 @@ def cmd_bench(args) -> int:
     for name in args.strategies or ():
         if name not in STRATEGIES:
             raise UsageError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
-    if args.trials <= 0 or args.budget <= 0 or args.jobs <= 0:
-        raise UsageError("--trials, --budget and --jobs must be positive")
+    _positive_seconds(budget=args.budget)
+    if args.trials <= 0 or args.jobs <= 0:
+        raise UsageError("--trials and --jobs must be positive")
     return bench_main(args)
 
 
@@ -417,12 +450,17 @@ def build_parser() -> argparse.ArgumentParser:
     fz.add_argument("--strategy", default="coverage", help="search strategy (default coverage; "
                     "see 'cowfuzz strategies')")
     fz.add_argument("--time", type=float, metavar="SEC",
-                    help="stop after SEC seconds (default 60, or none when --runs is given)")
+                    help="the whole campaign, minimization included, in seconds (default 60, "
+                         "or none when --runs is given)")
     fz.add_argument("--runs", type=int, metavar="N", help="stop after N executions")
     fz.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes")
     fz.add_argument("--seed", type=int, metavar="N", help="campaign seed (default: random, printed)")
-    fz.add_argument("--corpus", metavar="DIR", help="corpus folder (default corpus/<variant>)")
+    fz.add_argument("--corpus", metavar="DIR",
+                    help="seed corpus, only read (default corpus/<variant>)")
     fz.add_argument("--crashes", metavar="DIR", help="crash folder (default crashes/<variant>)")
+    fz.add_argument("--campaign", metavar="DIR",
+                    help="the campaign's own folder: its queue, scratch space and journals "
+                         "(default campaigns/<variant>)")
     fz.add_argument("--slice", type=float, default=10.0, metavar="SEC",
                     help="seconds a worker fuzzes between syncs (default 10)")
     fz.add_argument("--minimize-time", type=float, default=60.0, metavar="SEC",
@@ -442,7 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--bound", type=int, default=2, help="most preemptions (default 2)")
     ex.add_argument("--variant", help="default: the token's variant, else the file's found-on")
     ex.add_argument("--max-schedules", type=int, metavar="N", help="stop after N schedules")
-    ex.add_argument("--time", type=float, metavar="SEC", help="stop after SEC seconds")
+    ex.add_argument("--time", type=float, default=EXPLORE_SECONDS, metavar="SEC",
+                    help=f"stop after SEC seconds (default {EXPLORE_SECONDS:g})")
     ex.set_defaults(func=cmd_explore)
     bn = sub.add_parser("bench", help="the bug benchmark: strategies against known bugs", parents=parents)
     bn.add_argument("--variants", nargs="+", metavar="V", help="default: every variant")
@@ -506,8 +545,10 @@ def _main(argv) -> int:
     try:
         return args.func(args)
     except UsageError as exc:
-        print(f"cowfuzz: {exc}" if ":" not in str(exc).split(" ")[0] else str(exc),
-              file=sys.stderr)
+        text = " ".join(str(exc).split())
+        if len(text) > MAX_ERROR_LINE:
+            text = text[:MAX_ERROR_LINE - 3] + "..."
+        print(f"cowfuzz: {text}" if ":" not in text.split(" ")[0] else text, file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -6,9 +6,10 @@ replays every .cow file on every variant its ``expect`` lines name and
 checks the recorded verdict ("clean", or the oracle that must fire). A
 failing item prints one line: what was expected, what came, and which
 ``expect`` line (file:line) to change if the new verdict is right; with
-``-v`` the crash report (fuzz/triage/report.py) or the trace follows. A file that does not
-parse is a collection error naming the file and line; a file without
-expectations (a campaign's queue entry) is skipped.
+``-v`` the crash report (fuzz/triage/report.py) or the trace follows. A file
+that does not parse (or is not a regular file, or is over a bound) is a
+collection error naming the file and line; a file without expectations is
+skipped. Whatever it collects, the plugin never makes pytest itself fail.
 
 A .cow file names designs by their registered names only; it never loads
 code. Designs of your own are declared in the pytest configuration,
@@ -50,8 +51,10 @@ class CowFile(pytest.File):
     def collect(self):
         try:
             program = read_program(self.path)
-        except (ParseError, OSError) as exc:
+        except ParseError as exc:
             raise self.CollectError(str(exc)) from None
+        except OSError as exc:
+            raise self.CollectError(f"{self.path}: {exc.strerror or exc}") from None
         if not program.expect:
             item = CowItem.from_parent(self, name="no-expectations", program=program,
                                        variant=None, verdict=None)
@@ -125,6 +128,7 @@ class CowItem(pytest.Item):
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self):
+        # a line number, never None: pytest's skip report asserts one
         line = self._expect_line()
         return (self.path, line - 1 if line is not None else 0,
                 f"{self.path.name} on {self.variant}: expect {self.verdict}")

@@ -180,3 +180,30 @@ def test_ctrl_c_stops_the_benchmark_at_once_without_a_traceback():
     assert status == 130, out
     assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
     assert out.splitlines()[-1] == "cowfuzz: interrupted"
+
+
+def test_report_on_an_unknown_variant_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "x.cow").write_text(RACE.replace("cowfuzz 1\n", "cowfuzz 1\nfound-on nosuch\n"))
+    named = cowfuzz("report", tmp_path / "x.cow", "-o", tmp_path / "x.html")
+    forced = cowfuzz("report", "corpus/cowpte-rfc2/gup-fast-marks-shared-table.cow",
+                     "--variant", "nosuch", "-o", tmp_path / "y.html")
+    for proc in (named, forced):
+        assert proc.returncode == 2, proc.stderr
+        assert len(proc.stderr.splitlines()) == 1 and "unknown variant 'nosuch'" in proc.stderr
+    assert not (tmp_path / "x.html").exists() and not (tmp_path / "y.html").exists()
+
+
+def test_explore_is_capped_in_time_by_default():
+    from fuzz.cli import EXPLORE_SECONDS, build_parser
+    assert build_parser().parse_args(["explore", "x.cow"]).time == EXPLORE_SECONDS < 600
+    proc = cowfuzz("explore", "corpus/upstream/cowc-01-basic-cow-after-fork-base-page.cow",
+                   "--bound", "50", "--time", "1")
+    assert proc.returncode == 0 and "budget reached after" in proc.stdout
+
+
+def test_a_file_mapping_offset_must_lie_in_the_file(tmp_path):
+    for pgoff, what in (("-3", "pgoff must be 0 or more"), ("4", "beyond the 4-page file")):
+        (tmp_path / "x.cow").write_text(f"cowfuzz 1\nmap 0 1 file rw pgoff={pgoff}\n"
+                                        "thread 0\n  read 0\n")
+        proc = cowfuzz("run", tmp_path / "x.cow")
+        assert proc.returncode == 2 and what in proc.stderr, proc.stderr

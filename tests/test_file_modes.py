@@ -19,7 +19,7 @@ def test_crash_folders_and_corpus_entries_are_0644_in_0755(tmp_path):
         folder = store.save_new("VM_BUG_ON:upstream:f:m", {"input.cow": "cowfuzz 1\n",
                                                             "trace.txt": "x\n"})
         store.update("VM_BUG_ON:upstream:f:m", {"repro.cow": "cowfuzz 1\n", "trace.txt": "y\n"})
-        corpus = Corpus(tmp_path / "corpus")
+        corpus = Corpus(tmp_path / "corpus", tmp_path / "campaign" / "queue")
         assert corpus.add("cowfuzz 1\n")
         atomic_write(tmp_path / "out" / "min.cow", "cowfuzz 1\n")
     finally:
@@ -27,5 +27,5 @@ def test_crash_folders_and_corpus_entries_are_0644_in_0755(tmp_path):
     assert mode(folder) == 0o755
     assert {p.name: mode(p) for p in folder.iterdir()} == {
         "signature.txt": 0o644, "input.cow": 0o644, "trace.txt": 0o644, "repro.cow": 0o644}
-    assert [mode(p) for p in (tmp_path / "corpus" / "queue").iterdir()] == [0o644]
+    assert [mode(p) for p in (tmp_path / "campaign" / "queue").iterdir()] == [0o644]
     assert mode(tmp_path / "out" / "min.cow") == 0o644

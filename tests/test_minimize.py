@@ -96,3 +96,22 @@ def test_cli_minimize_refuses_a_clean_program(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().endswith("nothing to minimize (upstream)")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_ends_the_minimizer_quietly_with_status_130(tmp_path):
+    """A long minimization (1,500 operations to drop one at a time), interrupted as soon as
+    it says it started."""
+    import signal
+    src = tmp_path / "long.cow"
+    src.write_text("cowfuzz 1\nmap 0 1 anon rw populate=write\nmap 2 1 anon rw "
+                   "populate=write\nthread 0\n" + "  read 2\n" * 1500 +
+                   "  fork 1\n  pin 0 0 ro slow longterm\n")
+    ro_pin = f"{Path(__file__).with_name('planted.py')}:RoPinNoUnshare"
+    proc = subprocess.Popen([sys.executable, "-m", "fuzz.cli", "minimize", str(src),
+                             "--designs", ro_pin, "--variant", "planted-ro-pin-no-unshare"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr.readline().startswith("cowfuzz: minimizing ")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err == "cowfuzz: interrupted\n" and out == ""

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from fuzz.bench.trials import run_trial
 from fuzz.program.textcodec import read_program
-from fuzz.search.interrupt import ignore_sigint, sigint_blocked
+from fuzz.search.procs import ignore_ctrl_c, signals_held
 from model.variants import VARIANTS, declared_specs, load_designs
 
 DEFAULT_STRATEGIES = ("coverage", "random", "pct", "exhaustive")
@@ -129,7 +129,7 @@ def _run(job) -> dict:
 
 
 def _start_worker(designs) -> None:
-    ignore_sigint()                  # Ctrl-C stops the benchmark, which stops the trials
+    ignore_ctrl_c()                  # Ctrl-C stops the benchmark, which stops the trials
     load_designs(designs)
 
 
@@ -138,7 +138,7 @@ def run(variants, strategies, trials: int, budget: float, jobs: int, progress=No
     results = []
     ctx = multiprocessing.get_context("spawn")
     designs = tuple(declared_specs(VARIANTS[name] for name in variants))
-    with sigint_blocked():
+    with signals_held():
         pool = ctx.Pool(jobs, initializer=_start_worker, initargs=(designs,))
     with pool:                       # leaving it terminates the trials still running
         for result in pool.imap_unordered(_run, work):

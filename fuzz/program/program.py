@@ -24,6 +24,18 @@ POPULATE = ("none", "read", "write", "swap")
 MAX_PROCS = 4
 FILE_PAGES = 4
 
+#: Bounds on what an input may ask for (a .cow file or a token is often someone else's):
+#: far above any program a search makes, far below what exhausts a machine. Each has its
+#: own one-line error naming it.
+MAX_INPUT_BYTES = 1 << 20      # a .cow file, or the decompressed text of a token
+MAX_THREADS = 64
+MAX_OPS = 4096                 # operations of all threads together
+MAX_MAPPINGS = 64
+#: an execution stops after 20,000 steps (the scheduler's step budget), so a longer
+#: schedule could never be followed
+MAX_SCHEDULE = 20_000
+MAX_CHOICE = 4095              # a choice counts runnable tasks (taken modulo their number)
+
 
 @dataclass(frozen=True)
 class Op:

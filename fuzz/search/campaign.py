@@ -1,22 +1,36 @@
 """The campaign coordinator: ``cowfuzz fuzz``.
 
-The coordinator owns the corpus and crash directories and is their only
-writer. Workers (fuzz/search/worker.py, one process per job) run time slices and
-send back new corpus entries, violations and statistics; each slot keeps
-a cursor into the campaign's entry log and feature log, so a slice request
-carries only what that worker has not seen (syzkaller's hub). Messages are
-plain data over one connection per worker: a distributed engine can take
-the place of the local processes without changing either side.
+The coordinator owns the campaign folder (fuzz/search/store.py: the queue,
+the scratch space, the workers' journals) and the crash folder, and is the
+only writer of the queue and the crash folders. Workers
+(fuzz/search/worker.py, one process per job) run time slices and send back
+new corpus entries, violations and statistics; each slot keeps a cursor
+into the campaign's entry log and feature log, so a slice request carries
+only what that worker has not seen (syzkaller's hub). Messages are plain
+data over one connection per worker: a distributed engine can take the
+place of the local processes without changing either side.
 
-A violation's first occurrence per signature is replayed here, written
+A violation ends the worker's slice, so it arrives within moments of its
+finding. Its first occurrence per signature is replayed here, written
 atomically to ``crashes/<variant>/<slug>/`` (input.cow, trace.txt and
-report.html -- the reports of fuzz/triage/report.py and fuzz/triage/html_report.py --,
-token.txt, meta.json with the first hit and the hits), and only then
-reported; minimization runs in a separate
-process, capped in time, and adds ``repro.cow`` when it is done. A worker
-that dies loses its current slice and is restarted. Killed at any moment,
-the campaign leaves complete files only, and running it again resumes
-from the corpus (and minimizes crashes left without ``repro.cow``).
+report.html -- the reports of fuzz/triage/report.py and
+fuzz/triage/html_report.py --, token.txt, meta.json with the first hit and
+the hits), and only then reported; minimization runs in a separate process
+(fuzz/search/minimizer.py) and adds ``repro.cow`` when it is done. A crash
+folder that cannot be written costs one error line, and the violation is
+printed with its replay token instead. A worker that dies loses its
+current slice and is restarted.
+
+Budgets and stops. ``--time`` bounds the whole campaign, minimization
+included: slices end at the deadline, and minimization gets what is left
+(what is left unminimized, the next run on the crash folder finishes).
+SIGINT and SIGTERM stop it within seconds: the workers end their slices
+and send what they have, anything they journaled but did not deliver is
+saved, minimization is left for the next run, the DONE line is printed.
+Killed at any moment, SIGKILL included, the campaign leaves complete files
+only, and running it again resumes from the corpus and the queue, saves
+what the workers journaled, and minimizes crashes left without
+``repro.cow``.
 """
 
 from __future__ import annotations
@@ -25,38 +39,46 @@ import json
 import math
 import multiprocessing
 import multiprocessing.connection
+import os
 import shutil
-import tempfile
+import signal
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from fuzz.program.replay_token import make_token
+from fuzz.program.textcodec import ParseError, format_program, parse_program, read_input
 from fuzz.runtime.executor import execute
-from fuzz.search.interrupt import ignore_sigint, sigint_blocked
+from fuzz.search.minimizer import MIN_JOB_SECONDS, Failed, Minimizer
+from fuzz.search.procs import StopSignals, signals_held
 from fuzz.search.progress import Reporter
+from fuzz.search.session import Found, Heartbeat, SliceRequest, SliceResult
+from fuzz.search.store import CampaignFolder, Corpus, CrashStore, DiskError, read_journal
+from fuzz.search.worker import worker_main
 from fuzz.triage.html_report import render_html
 from fuzz.triage.report import build_report, render_text
-from fuzz.search.session import Heartbeat, SliceRequest, SliceResult
 from fuzz.triage.signature import signature
-from fuzz.search.store import Corpus, CrashStore
-from fuzz.program.textcodec import format_program, parse_program
-from fuzz.program.replay_token import make_token
-from fuzz.search.worker import worker_main
 from model.variants import get_variant, load_designs
 
 _MP = multiprocessing.get_context("spawn")
+
+#: seconds workers get to end their slices and report once the campaign is stopping
+STOP_GRACE = 3.0
+#: seconds past the deadline before slices still running are stopped
+DEADLINE_GRACE = 1.0
 
 
 @dataclass
 class CampaignConfig:
     variant: str                      # the design's registered name
     strategy: str = "coverage"
-    seconds: float | None = 60.0
+    seconds: float | None = 60.0      # the whole campaign, minimization included
     runs: int | None = None
     jobs: int = 1
     seed: int = 0
-    corpus_dir: Path = Path("corpus")
+    corpus_dir: Path = Path("corpus")         # the seeds: read, never written
     crashes_dir: Path = Path("crashes")
+    campaign_dir: Path | None = None          # default campaigns/<variant>
     slice_seconds: float = 10.0
     minimize_seconds: float = 60.0
     stop_on_crash: bool = False       # end after the first new violation (libFuzzer's default)
@@ -65,12 +87,17 @@ class CampaignConfig:
     #: declared them, so loading them is the user's choice (inputs never name code)
     designs: tuple[str, ...] = ()
 
+    @property
+    def folder(self) -> Path:
+        return self.campaign_dir if self.campaign_dir is not None \
+            else Path("campaigns") / self.variant
+
 
 @dataclass
 class CrashRecord:
     signature: str
     oracle: str
-    folder: Path
+    folder: Path | None               # None: it could not be saved (the token was printed)
     new: bool                         # first seen by this campaign (not already on disk)
     reproduced: bool = True
     minimized: dict | None = None     # size after minimization
@@ -91,7 +118,9 @@ class CampaignStats:
     nondeterministic: int = 0         # found violations whose replay differed
     crashes: list[CrashRecord] = field(default_factory=list)
     last_new: float = 0.0             # time of the last new corpus entry
-    interrupted: bool = False         # stopped by Ctrl-C
+    interrupted: int | None = None    # the signal that stopped the campaign
+    unsaved: int = 0                  # violations that could not be written to disk
+    unminimized: int = 0              # crash folders left for the next run to minimize
 
     @property
     def elapsed(self) -> float:
@@ -111,7 +140,8 @@ class _Slot:
         self.slice_no = 0
         self.requested_runs = 0
         self.inflight_runs = 0            # executions of the current slice, from heartbeats
-        self.workdir: str | None = None
+        self.dispatched_at = 0.0          # the campaign's seconds when the slice was sent
+        self.workdir: Path | None = None
 
 
 class Campaign:
@@ -120,7 +150,8 @@ class Campaign:
         load_designs(config.designs)
         self.variant_cls = get_variant(config.variant)
         self.reporter = reporter or Reporter()
-        self.corpus = Corpus(config.corpus_dir, warn=self.reporter.warning)
+        self.folder = CampaignFolder(config.folder)
+        self.corpus = Corpus(config.corpus_dir, self.folder.queue, warn=self.reporter.warning)
         self.crashes = CrashStore(config.crashes_dir)
         self.entry_log: list[tuple[int, str]] = []     # (origin slot, .cow text)
         self.feature_log: list[int] = []
@@ -128,48 +159,81 @@ class Campaign:
         self.lines: set[str] = set()
         self.found: set[str] = set()                   # signatures seen by this campaign
         self.hits: dict[str, int] = {}                 # reports per signature
+        self.printed: set[str] = set()                 # unsaved signatures printed already
+        self.unreadable: set[str] = set()              # journal records that did not parse
+        self.said: set[str] = set()                    # worker errors reported already
         self.stats = CampaignStats(time.monotonic())
         self.slots = [_Slot(i) for i in range(config.jobs)]
-        self.minimizer = None
-        self.minimizing: dict = {}                     # signature -> AsyncResult
-        self.workroot: Path | None = None              # the workers' scratch directories
+        self.minimizer: Minimizer | None = None
+        self.stop = StopSignals()
+        self.stopping_since: float | None = None       # when the workers were told to stop
 
-    # -- the loop ----------------------------------------------------------------
+    # -- the run -------------------------------------------------------------------------
     def run(self) -> CampaignStats:
+        """Raises Busy (another campaign holds a folder) or DiskError (a folder cannot be
+        written) before it starts; otherwise returns the statistics, interrupted or not."""
+        with self.stop:
+            self.folder.open()
+            try:
+                self.crashes.lock()
+                return self._run()
+            finally:
+                self._kill_workers()
+                if self.minimizer is not None:
+                    self.minimizer.stop()
+                self.crashes.unlock()
+                self.folder.close()
+
+    def _run(self) -> CampaignStats:
         cfg = self.config
-        self.crashes.lock()
         loaded = self.corpus.load()
         self.entry_log = [(-1, text) for text in self.corpus.entries]
         self.stats.corpus = len(self.entry_log)
         known = self.crashes.load()
         self.reporter.start(cfg, loaded, known)
         self.stats.started = time.monotonic()
-        self.workroot = Path(tempfile.mkdtemp(prefix="cowfuzz-campaign-"))
-        try:
-            for folder_sig in self._unminimized():
-                self._start_minimization(*folder_sig)
-            for slot in self.slots:
+        self.minimizer = Minimizer(cfg.variant, cfg.designs, str(self.folder.work),
+                                   cfg.minimize_seconds)
+        self._recover_journals()                       # what a killed campaign's workers found
+        for folder, sig in self._unminimized():
+            self._start_minimization(folder, sig)
+        for slot in self.slots:
+            if self.stop.signum is None:
                 self._start_worker(slot)
                 self._dispatch(slot)
-            while any(s.busy for s in self.slots):
-                self._wait_and_handle(timeout=1.0)
-                self._collect_minimizations()
-                self.reporter.pulse(self.stats)
-            self._stop_workers()
-            self._finish_minimizations()
-        except KeyboardInterrupt:
-            self.stats.interrupted = True
-            self.reporter.warning("interrupted: stopping workers")
-            self._kill_workers()
-            self._abandon_minimizations()
-        finally:
-            shutil.rmtree(self.workroot, ignore_errors=True)   # also what killed workers left
+        while True:
+            if self.stop.signum is not None or self._past(DEADLINE_GRACE) or \
+                    (cfg.stop_on_crash and self.stats.crashes):
+                self._stop_slices()
+            if not any(s.busy for s in self.slots) or \
+                    (self.stopping_since is not None and
+                     time.monotonic() - self.stopping_since > STOP_GRACE):
+                break
+            self._wait_and_handle(timeout=1.0)
+            self._poll_minimizations()
+            self.reporter.pulse(self.stats)
+        self._stop_workers()
+        self._recover_journals()                       # sent by a worker, never received
+        self._finish_minimizations()
+        self.stats.interrupted = self.stop.signum
+        if self.stats.interrupted is not None:
+            name = signal.Signals(self.stats.interrupted).name
+            self.reporter.warning(f"{name}: stopped; what was found is saved, and the same "
+                                  "command resumes the campaign")
         self.reporter.done(self.stats)
         return self.stats
 
+    def _seconds_left(self) -> float | None:
+        seconds = self.config.seconds
+        return None if seconds is None else seconds - self.stats.elapsed
+
+    def _past(self, grace: float) -> bool:
+        left = self._seconds_left()
+        return left is not None and left < -grace
+
     def _budget_left(self) -> tuple[float | None, int | None]:
         cfg = self.config
-        seconds = None if cfg.seconds is None else cfg.seconds - self.stats.elapsed
+        seconds = self._seconds_left()
         runs = None
         if cfg.runs is not None:
             runs = cfg.runs - self.stats.runs - sum(s.requested_runs - s.inflight_runs
@@ -180,8 +244,8 @@ class Campaign:
         """Send ``slot`` its next slice, or stop it when the budget is spent."""
         cfg = self.config
         seconds, runs = self._budget_left()
-        if (seconds is not None and seconds < 0.5) or (runs is not None and runs <= 0) or \
-                (cfg.stop_on_crash and self.stats.crashes):
+        if self.stopping_since is not None or (seconds is not None and seconds < 0.5) or \
+                (runs is not None and runs <= 0) or (cfg.stop_on_crash and self.stats.crashes):
             slot.busy = False
             return
         slice_seconds = cfg.slice_seconds if seconds is None else min(cfg.slice_seconds, seconds)
@@ -193,10 +257,12 @@ class Campaign:
         slot.feature_cursor = len(self.feature_log)
         slot.slice_no += 1
         slot.requested_runs = slice_runs or 0
+        slot.dispatched_at = self.stats.elapsed
         request = SliceRequest(slot.index, slot.slice_no, cfg.strategy, cfg.variant, cfg.seed,
                                slice_seconds, slice_runs, delta, features,
                                {**cfg.options, "seed": cfg.seed, "worker": slot.index,
-                                "workers": len(self.slots)})
+                                "workers": len(self.slots)},
+                               elapsed=slot.dispatched_at, runs_before=self.stats.runs)
         try:
             slot.conn.send(request)
             slot.busy = True
@@ -209,10 +275,13 @@ class Campaign:
         for s in busy:
             waitables[s.conn] = s
             waitables[s.proc.sentinel] = s
-        for ready in multiprocessing.connection.wait(list(waitables), timeout=timeout):
-            slot = waitables[ready]
-            if not slot.busy:
-                continue                       # handled through its other waitable
+        ready_list = multiprocessing.connection.wait(
+            list(waitables) + self.stop.waitables(), timeout=timeout)
+        self.stop.drain()
+        for ready in ready_list:
+            slot = waitables.get(ready)
+            if slot is None or not slot.busy:
+                continue                       # the stop socket, or handled already
             try:
                 result = slot.conn.recv() if ready is slot.conn or slot.conn.poll() else None
             except (EOFError, OSError):
@@ -229,20 +298,30 @@ class Campaign:
             slot.busy = False
             self.stats.runs -= slot.inflight_runs
             slot.inflight_runs = 0
+            runs_before = self.stats.runs      # every other worker's executions, to now
+            dispatched_at = slot.dispatched_at
             self._handle(result)
-            self._dispatch(slot)
+            # the worker goes on fuzzing while its findings are replayed and written
+            if not (self.config.stop_on_crash and
+                    any(f.signature not in self.crashes.known for f in result.found)):
+                self._dispatch(slot)
+            for found in result.found:
+                self._hit(found, execution=runs_before + found.run,
+                          seconds=dispatched_at + max(found.seconds, 0.0))
 
-    # -- workers -------------------------------------------------------------------
+    # -- workers -------------------------------------------------------------------------
     def _start_worker(self, slot: _Slot) -> None:
         parent, child = _MP.Pipe()
         if slot.workdir is not None:
             shutil.rmtree(slot.workdir, ignore_errors=True)    # a dead worker's leftovers
-        slot.workdir = tempfile.mkdtemp(prefix=f"worker{slot.index}-", dir=self.workroot)
+        slot.workdir = self.folder.work / f"worker{slot.index}"
+        slot.workdir.mkdir(parents=True, exist_ok=True)
         slot.proc = _MP.Process(target=worker_main,
                                 args=(slot.index, self.config.variant, self.config.designs,
-                                      slot.workdir, child),
+                                      str(slot.workdir), child,
+                                      str(self.folder.journal(slot.index))),
                                 name=f"cowfuzz-worker-{slot.index}", daemon=True)
-        with sigint_blocked():
+        with signals_held():
             slot.proc.start()
         child.close()
         slot.conn = parent
@@ -250,26 +329,44 @@ class Campaign:
 
     def _worker_died(self, slot: _Slot) -> None:
         slot.proc.join(timeout=1)
-        self.stats.lost_slices += 1
-        self.reporter.warning(f"worker {slot.index} died (exit status {slot.proc.exitcode}); "
-                              "its slice is lost, restarting it")
         slot.busy = False
         self.stats.runs -= slot.inflight_runs
         slot.inflight_runs = 0
         slot.conn.close()
+        if self.stopping_since is not None:
+            return                              # told to stop, and it did
+        self.stats.lost_slices += 1
+        self.reporter.warning(f"worker {slot.index} died (exit status {slot.proc.exitcode}); "
+                              "its slice is lost, restarting it")
         self._start_worker(slot)
         self._dispatch(slot)
 
-    def _stop_workers(self) -> None:
+    def _stop_slices(self) -> None:
+        """Ask every worker to end its slice now and send what it has (once)."""
+        if self.stopping_since is not None:
+            return
+        self.stopping_since = time.monotonic()
         for slot in self.slots:
+            if slot.busy and slot.proc.is_alive():
+                try:
+                    os.kill(slot.proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+    def _stop_workers(self) -> None:
+        """Idle workers get the stop message; any still running after a moment is killed."""
+        for slot in self.slots:
+            if slot.conn is None or slot.conn.closed:
+                continue
             try:
                 slot.conn.send(None)
             except (BrokenPipeError, OSError):
                 pass
+        deadline = time.monotonic() + STOP_GRACE
         for slot in self.slots:
-            slot.proc.join(timeout=10)
-            if slot.proc.is_alive():
-                slot.proc.kill()
+            if slot.proc is not None:
+                slot.proc.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._kill_workers()
 
     def _kill_workers(self) -> None:
         for slot in self.slots:
@@ -277,8 +374,9 @@ class Campaign:
                 slot.proc.kill()
                 slot.proc.join(timeout=5)
 
-    # -- results -------------------------------------------------------------------
+    # -- results -------------------------------------------------------------------------
     def _handle(self, result: SliceResult) -> None:
+        """Statistics and corpus entries of a slice (its findings are taken apart)."""
         st = self.stats
         st.runs += result.runs
         st.slices += 1
@@ -286,7 +384,10 @@ class Campaign:
         self.lines.update(result.new_lines)
         st.lines = len(self.lines)
         for error in result.errors:
-            self.reporter.warning(f"worker {result.slot}: {error.strip().splitlines()[-1]}")
+            line = error.strip().splitlines()[-1] if error.strip() else "error"
+            if line not in self.said:           # each distinct error once, not every slice
+                self.said.add(line)
+                self.reporter.warning(f"worker {result.slot}: {line}")
         added = 0
         for entry in result.new_entries:
             new = [f for f in entry.features if f not in self.features]
@@ -304,16 +405,19 @@ class Campaign:
         st.features = len(self.features)
         st.corpus = len(self.entry_log)
         self.reporter.new_entries(st, added)
-        for found in result.found:
-            self.found.add(found.signature)
-            self.hits[found.signature] = self.hits.get(found.signature, 0) + 1
-            st.total_hits += 1
-            st.violations = len(self.found)
-            if found.signature not in self.crashes.known:
-                self._save_crash(found)
 
-    def _save_crash(self, found) -> None:
-        """Replay, write the crash folder atomically, then report, then minimize."""
+    def _hit(self, found: Found, *, execution: int, seconds: float) -> None:
+        st = self.stats
+        self.found.add(found.signature)
+        self.hits[found.signature] = self.hits.get(found.signature, 0) + 1
+        st.total_hits += 1
+        st.violations = len(self.found)
+        if found.signature not in self.crashes.known:
+            self._save_crash(found, execution, seconds)
+
+    def _save_crash(self, found: Found, execution: int, seconds: float) -> None:
+        """Replay, write the crash folder atomically, then report, then minimize. A folder
+        that cannot be written: one error line, and the token printed instead."""
         cfg = self.config
         program = replace(parse_program(found.program, "<worker>"), found_on=cfg.variant,
                           expect=((cfg.variant, found.oracle),))
@@ -322,101 +426,132 @@ class Campaign:
         if not reproduced:
             self.stats.nondeterministic += 1
         token = make_token(program, cfg.variant)
-        execution = self.stats.runs + found.run
         header = (f"# {found.signature}\n# found by the {cfg.strategy} strategy, seed {cfg.seed}, "
                   f"after {execution} executions\n")
-        meta = {"signature": found.signature, "hits": self.hits[found.signature],
-                "first_hit": {"execution": execution, "seconds": round(self.stats.elapsed, 1),
+        meta = {"signature": found.signature, "hits": self.hits.get(found.signature, 1),
+                "first_hit": {"execution": execution, "seconds": round(seconds, 1),
                               "strategy": cfg.strategy, "seed": cfg.seed}}
         report = build_report(program, cfg.variant, outcome, meta=meta)
-        folder = self.crashes.save_new(found.signature, {
-            "input.cow": header + format_program(program),
-            "token.txt": token + "\n",
-            "meta.json": json.dumps(meta, indent=1, sort_keys=True) + "\n",
-            "trace.txt": render_text(report),
-            "report.html": render_html(report),
-        })
+        try:
+            folder = self.crashes.save_new(found.signature, {
+                "input.cow": header + format_program(program),
+                "token.txt": token + "\n",
+                "meta.json": json.dumps(meta, indent=1, sort_keys=True) + "\n",
+                "trace.txt": render_text(report),
+                "report.html": render_html(report),
+            })
+        except DiskError as exc:
+            if found.signature not in self.printed:
+                self.printed.add(found.signature)
+                self.stats.unsaved += 1
+                record = CrashRecord(found.signature, found.oracle, None, True, reproduced)
+                self.stats.crashes.append(record)
+                self.reporter.unsaved(self.stats, record, token, outcome, str(exc))
+            return
+        if found.signature in self.printed:     # printed unsaved before, saved now
+            self.printed.discard(found.signature)
+            self.stats.unsaved -= 1
+            self.stats.crashes = [r for r in self.stats.crashes
+                                  if r.signature != found.signature]
         record = CrashRecord(found.signature, found.oracle, folder, True, reproduced)
         self.stats.crashes.append(record)
         self.reporter.crash(self.stats, record, token, outcome)
         self._start_minimization(folder, found.signature)
 
-    # -- minimization ------------------------------------------------------------------
+    def _recover_journals(self) -> None:
+        """Save what the workers journaled and the coordinator never received (a worker
+        killed after sending, or a campaign killed before saving), then drop the journals
+        -- unless something in them could not be saved: the next run tries again."""
+        journals = self.folder.journals()
+        pending = False
+        for path in journals:
+            for record in read_journal(path):
+                sig = record["signature"]
+                if sig in self.crashes.known or sig in self.unreadable:
+                    continue
+                found = Found(sig, record["oracle"], record["program"],
+                              int(record.get("run", 0)), float(record.get("seconds", 0.0)))
+                try:
+                    self._hit(found, execution=int(record.get("execution", 0)),
+                              seconds=float(record.get("campaign_seconds", 0.0)))
+                except ParseError as exc:
+                    self.reporter.warning(f"{path}: skipping an unreadable finding: {exc}")
+                    self.unreadable.add(sig)
+                    continue
+                pending = pending or sig not in self.crashes.known
+        if not pending:
+            for path in journals:
+                path.unlink(missing_ok=True)
+
+    # -- minimization --------------------------------------------------------------------
     def _unminimized(self):
         for sig, folder in sorted(self.crashes.known.items()):
             if (folder / "input.cow").exists() and not (folder / "repro.cow").exists():
                 yield folder, sig
 
     def _start_minimization(self, folder: Path, sig: str) -> None:
-        if self.minimizer is None:
-            with sigint_blocked():
-                self.minimizer = _MP.Pool(1, initializer=ignore_sigint)
-        text = (folder / "input.cow").read_text()
-        self.minimizing[sig] = self.minimizer.apply_async(
-            minimize_job, (text, self.config.variant, self.config.designs, sig,
-                           self.config.minimize_seconds, _read_meta(folder)))
+        try:
+            text = read_input(folder / "input.cow")
+        except ParseError as exc:
+            self.reporter.warning(f"cannot minimize {sig}: {exc}")
+            return
+        except OSError as exc:
+            self.reporter.warning(f"cannot minimize {sig}: {folder / 'input.cow'}: "
+                                  f"{exc.strerror or exc}")
+            return
+        self.minimizer.add(sig, text, _read_meta(folder))
+        self._poll_minimizations()
 
-    def _collect_minimizations(self) -> None:
-        for sig in [s for s, r in self.minimizing.items() if r.ready()]:
-            pending = self.minimizing.pop(sig)
-            try:
-                repro, trace, html, before, after = pending.get()
-            except Exception as exc:            # e.g. the input no longer fails on replay
-                self.reporter.warning(f"minimization of {sig} failed: {exc}")
+    def _poll_minimizations(self) -> None:
+        for event in self.minimizer.poll(self._seconds_left()):
+            if isinstance(event, Failed):
+                self.reporter.warning(f"minimization of {event.signature} failed: {event.why}")
                 continue
+            sig = event.signature
             folder = self.crashes.known[sig]
             meta = _read_meta(folder)
             meta.update(hits=max(meta.get("hits", 0), self.hits.get(sig, 0)),
-                        size_before=before, size_after=after)
-            self.crashes.update(sig, {"meta.json": json.dumps(meta, indent=1, sort_keys=True) + "\n",
-                                      "repro.cow": repro,
-                                      "trace.txt": trace, "report.html": html})
+                        size_before=event.before, size_after=event.after)
+            try:
+                self.crashes.update(sig, {
+                    "meta.json": json.dumps(meta, indent=1, sort_keys=True) + "\n",
+                    "repro.cow": event.repro, "trace.txt": event.trace,
+                    "report.html": event.html})
+            except DiskError as exc:
+                self.reporter.warning(f"error: minimization of {sig} not saved: {exc}")
+                continue
             for record in self.stats.crashes:
                 if record.signature == sig:
-                    record.minimized = after
-            self.reporter.minimized(sig, self.crashes.known[sig], before, after)
+                    record.minimized = event.after
+            self.reporter.minimized(sig, folder, event.before, event.after)
 
     def _finish_minimizations(self) -> None:
-        """Wait for the minimizations still running (each is capped); give up on the rest,
-        which the next run of the campaign resumes."""
-        if self.minimizing:
-            self.reporter.note(f"waiting for {len(self.minimizing)} minimization(s), at most "
-                               f"{self.config.minimize_seconds:g} s; the next run finishes "
-                               "the rest")
-            deadline = time.monotonic() + self.config.minimize_seconds + 5
-            while self.minimizing and time.monotonic() < deadline:
-                next(iter(self.minimizing.values())).wait(timeout=0.5)
-                self._collect_minimizations()
-        self._abandon_minimizations()
-
-    def _abandon_minimizations(self) -> None:
-        if self.minimizer is not None:
-            self.minimizer.terminate()
-            self.minimizer.join()
-            self.minimizer = None
-        self.minimizing.clear()
+        """Wait for the minimizations still to do while the budget lasts (each is capped);
+        a stopped campaign waits for none. The next run finishes the rest."""
+        m = self.minimizer
+        left = self._seconds_left()
+        if m.pending and self.stop.signum is None and (left is None or left >= MIN_JOB_SECONDS):
+            self.reporter.note(f"minimizing {m.pending} crash(es)" +
+                               (f", at most {left:.0f} s" if left is not None else ""))
+        while m.pending and self.stop.signum is None:
+            left = self._seconds_left()
+            if left is not None and left <= 0:
+                break
+            multiprocessing.connection.wait(m.waitables() + self.stop.waitables(),
+                                            timeout=1.0 if left is None else min(1.0, left))
+            self.stop.drain()
+            self._poll_minimizations()
+            if m.running is None and m.queue and (left is not None and left < MIN_JOB_SECONDS):
+                break
+        self.stats.unminimized = m.pending
+        if m.pending:
+            self.reporter.note(f"{m.pending} crash(es) left unminimized: the next run on "
+                               f"{self.config.crashes_dir} minimizes them")
+        m.stop()
 
 
 def _read_meta(folder: Path) -> dict:
     try:
-        return json.loads((folder / "meta.json").read_text())
+        return json.loads(read_input(folder / "meta.json"))
     except (OSError, ValueError):
         return {}
-
-
-def minimize_job(text: str, variant: str, designs: tuple, sig: str, seconds: float, meta: dict):
-    """Minimization process: returns (repro.cow text, trace.txt text, size before, after)."""
-    from fuzz.triage.minimize import minimize, shrink_text
-    program = parse_program(text, "input.cow")
-    load_designs(designs)
-    variant_cls = get_variant(variant)
-    result = minimize(program, variant_cls, variant, sig, seconds=seconds)
-    repro = result.program
-    outcome = execute(repro, variant_cls)
-    header = (f"# {sig}\n# minimized from input.cow: {shrink_text(result.before, result.after)}"
-              f"{' (time cap reached)' if result.timed_out else ''}\n")
-    report = build_report(repro, variant, outcome,
-                          meta={**meta, "size_before": result.before, "size_after": result.after})
-    return (header + format_program(repro), render_text(report), render_html(report),
-            result.before, result.after)
-

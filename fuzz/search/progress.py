@@ -61,6 +61,7 @@ class PlotData:
                 pass
 
     def append(self, stats) -> None:
+        """One row; OSError if the folder cannot be written."""
         new = not self.path.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", newline="") as f:
@@ -114,8 +115,8 @@ class Reporter:
             budget.append(f"{cfg.runs:,} runs")
         self._line(f"cowfuzz: fuzzing {cfg.variant} with {cfg.strategy}, {cfg.jobs} job(s), "
                    f"seed {cfg.seed}, {' or '.join(budget) or 'until interrupted'}; "
-                   f"corpus {cfg.corpus_dir} ({loaded} entries), crashes {cfg.crashes_dir} "
-                   f"({known} known)")
+                   f"corpus {cfg.corpus_dir} and {cfg.folder / 'queue'} ({loaded} entries), "
+                   f"crashes {cfg.crashes_dir} ({known} known)")
         if self.live:
             from rich.console import Console
             from rich.live import Live
@@ -145,7 +146,12 @@ class Reporter:
             return
         self._last_pulse = now
         if self.plot is not None:
-            self.plot.append(stats)
+            try:
+                self.plot.append(stats)
+            except OSError as exc:
+                self.warning(f"error: {self.plot.path}: cannot write: {exc.strerror or exc}; "
+                             "no more plot data this run")
+                self.plot = None
         if not self.quiet and not self.live:
             self._line(f"cowfuzz: #{stats.runs} pulse {_clock(stats.elapsed)} "
                        f"{stats.runs / max(stats.elapsed, 1e-9):,.0f}/s cov {stats.lines:,} lines "
@@ -158,6 +164,12 @@ class Reporter:
         extra = "" if record.reproduced else " (replay differed: nondeterminism?)"
         self._line(f"cowfuzz: #{stats.runs} CRASH {record.signature}: {outcome.trace.verdict} "
                    f"-> {record.folder}{extra}", self.out)
+
+    def unsaved(self, stats, record, token: str, outcome, error: str) -> None:
+        """A violation whose crash folder could not be written: the token keeps it."""
+        self._line(token, self.out)
+        self._line(f"cowfuzz: #{stats.runs} CRASH {record.signature}: {outcome.trace.verdict} "
+                   f"-> NOT SAVED ({error}); replay it with the token above", self.out)
 
     def minimized(self, sig: str, folder, before: dict, after: dict) -> None:
         from fuzz.triage.minimize import shrink_text

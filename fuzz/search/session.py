@@ -6,6 +6,11 @@ the worker runs a time slice with one strategy and answers with a
 ``SliceResult``: new corpus entries, violations (the first of each
 signature), statistics. Both are plain data, so a distributed engine could
 carry them instead of multiprocessing queues.
+
+A violation new to the session ends its slice: the worker sends it at
+once, so the coordinator saves it within moments of its finding, not at the
+end of a ten-second slice. ``on_found`` (the worker's journal) sees it
+first.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ class SliceRequest:
     corpus_delta: list[str]          # .cow texts of entries the worker has not seen
     feature_delta: list[int]         # features the campaign has that the worker has not seen
     options: dict = field(default_factory=dict)
+    elapsed: float = 0.0             # the campaign's seconds when the slice was sent
+    runs_before: int = 0             # the campaign's executions when the slice was sent
 
 
 @dataclass
@@ -92,6 +99,8 @@ class Session:
         self.linecov = LineCoverage()
         self.decisions_avg = 100.0
         self.on_heartbeat = None         # callable(Heartbeat), set by the worker
+        self.on_found = None             # callable(Found), set by the worker (its journal)
+        self.stopping = False            # set when the campaign is stopping: end the slice now
         self.begin_slice(0, None, None)
 
     # -- slice bookkeeping -------------------------------------------------------
@@ -141,10 +150,13 @@ class Session:
             self.on_heartbeat(Heartbeat(-1, self.slice_no, self.runs if runs is None else runs))
 
     def done(self) -> bool:
-        """Whether the slice is over (strategies ask before each execution)."""
+        """Whether the slice is over (strategies ask before each execution): its time or
+        runs are spent, it found a new violation, or the campaign is stopping."""
         now = time.monotonic()
         if now >= self._next_beat:
             self.beat(now=now)
+        if self.found or self.stopping:
+            return True
         if self.max_runs is not None and self.runs >= self.max_runs:
             return True
         return self.deadline is not None and now >= self.deadline
@@ -193,12 +205,16 @@ class Session:
             return
         self.signatures.add(sig)
         at = time.monotonic() if at is None else at
-        self.found.append(Found(sig, oracle, format_program(program),
-                                self.runs if run is None else run, at - self.start))
+        found = Found(sig, oracle, format_program(program), self.runs if run is None else run,
+                      at - self.start)
+        self.found.append(found)
+        if self.on_found is not None:
+            self.on_found(found)
 
     def result(self, slot: int) -> SliceResult:
         spent = time.monotonic() - self.start
-        self.linecov.measure(self._traced_run, spent * LINECOV_BUDGET)
+        if not self.stopping:
+            self.linecov.measure(self._traced_run, spent * LINECOV_BUDGET)
         return SliceResult(slot, self.slice_no, self.runs, time.monotonic() - self.start,
                            self.new_entries, self.found, self.linecov.new_lines(),
                            sorted(self.new_features), self.errors, self.edges)

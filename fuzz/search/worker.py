@@ -5,15 +5,29 @@ grow with every slice and every sync). It reads ``SliceRequest``s from its
 connection and answers each with a ``SliceResult``; ``None`` stops it. It
 never writes the corpus or crash directories: only the coordinator does.
 An exception in a strategy is reported in the result, and the worker goes on.
+
+Nothing it finds is lost: a new violation ends the slice (the result goes
+out at once), and before that it is appended, flushed and fsynced, to the
+worker's journal (``campaigns/<variant>/found/worker-<slot>.jsonl``), from
+which the coordinator saves whatever it did not receive -- at the end of
+the campaign, or at the start of the next one after a SIGKILL.
+
+SIGTERM and SIGINT (a Ctrl-C reaches the whole process group) end the
+current slice at the next execution; the worker sends what it has and
+exits, quietly. It dies with the coordinator (fuzz/search/procs.py).
 """
 
 from __future__ import annotations
 
+import json
+import multiprocessing
+import os
 import random
+import signal
 import traceback
-from dataclasses import replace
+from dataclasses import asdict, replace
 
-from fuzz.search.interrupt import ignore_sigint
+from fuzz.search.procs import die_with_parent, release_signals, use_tmpdir
 from fuzz.search.session import Session
 from fuzz.search.strategies import STRATEGIES
 
@@ -23,31 +37,81 @@ def slice_rng(seed: int, slot: int, slice_no: int) -> random.Random:
     return random.Random(f"cowfuzz:{seed}:{slot}:{slice_no}")
 
 
-def worker_main(slot: int, variant: str, designs: tuple, workdir: str, conn) -> None:
+class _Stop(Exception):
+    """A stop signal arrived while the worker was waiting for a slice."""
+
+
+class Journal:
+    """The worker's append-only record of what it found, written before it is sent."""
+
+    def __init__(self, path: str | None, slot: int):
+        self.path = path
+        self.slot = slot
+        self.error: str | None = None
+
+    def write(self, found, req) -> None:
+        if self.path is None or self.error is not None:
+            return
+        record = {**asdict(found), "slot": self.slot, "slice": req.slice_no,
+                  "execution": req.runs_before + found.run,
+                  "campaign_seconds": round(req.elapsed + max(found.seconds, 0.0), 1)}
+        try:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            self.error = f"cannot write the journal {self.path}: {exc.strerror or exc}"
+
+
+def worker_main(slot: int, variant: str, designs: tuple, workdir: str, conn,
+                journal: str | None = None) -> None:
     """Process entry point (multiprocessing target). ``designs`` are the user's design
-    specs the command line declared; ``workdir`` belongs to the coordinator, which
-    removes it even when the worker is killed."""
-    ignore_sigint()                                     # the coordinator handles Ctrl-C
-    from model.variants import get_variant, load_designs
-    load_designs(designs)
-    variant_cls = get_variant(variant)
-    session = Session(variant_cls, variant, workdir)
-    session.on_heartbeat = lambda beat: conn.send(replace(beat, slot=slot))
+    specs the command line declared; ``workdir`` (this process's TMPDIR) belongs to the
+    coordinator, which removes it even when the worker is killed; ``journal`` is the
+    file this worker appends its findings to."""
+    parent = multiprocessing.parent_process()
+    die_with_parent(parent.pid if parent is not None else None)
+    use_tmpdir(workdir)
+    state = {"session": None, "in_slice": False, "leaving": False}
+
+    def stop(signum, frame):
+        if state["session"] is not None:
+            state["session"].stopping = True
+        if not state["in_slice"] and not state["leaving"]:
+            state["leaving"] = True
+            raise _Stop
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     strategy = None
     try:
-        while True:
-            try:
-                req = conn.recv()
-            except EOFError:
-                return
+        release_signals()
+        from model.variants import get_variant, load_designs
+        load_designs(designs)
+        session = Session(get_variant(variant), variant, workdir)
+        state["session"] = session
+        session.on_heartbeat = lambda beat: conn.send(replace(beat, slot=slot))
+        record = Journal(journal, slot)
+        while not session.stopping:
+            req = conn.recv()
             if req is None:
                 return
+            state["in_slice"] = True
+            session.on_found = lambda found, req=req: record.write(found, req)
             info = STRATEGIES[req.strategy]
             if strategy is None:                # one strategy object for the worker's life
                 strategy = info.create(session, req.options)
             run_slice(session, strategy, info, req, slot)
+            if record.error is not None:
+                session.errors.append(record.error)
+                record.error, record.path = None, None    # said once; no journal from now on
             conn.send(session.result(slot))
+            state["in_slice"] = False
+    except (_Stop, EOFError, BrokenPipeError, ConnectionResetError):
+        return                                  # stopped, or the coordinator is gone
     finally:
+        state["leaving"] = True                 # a second signal changes nothing now
         if strategy is not None:
             strategy.close()
 

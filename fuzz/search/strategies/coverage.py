@@ -22,13 +22,11 @@ libFuzzer's -fork/-jobs/-merge modes re-execute argv[0].
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +34,7 @@ from pathlib import Path
 from fuzz.program.bytecodec import decode, encode
 from fuzz.program.generate import random_program
 from fuzz.program.textcodec import ParseError, parse_program
+from fuzz.search.procs import die_with_parent
 
 INITIAL_SEEDS = 16
 POLL_SECONDS = 0.5
@@ -53,14 +52,6 @@ def harness_command() -> list[str]:
         raise RuntimeError("the cowfuzz-libfuzzer command is missing: install cowfuzz "
                            "(pip install .) to use the coverage strategy")
     return [found]
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGKILL when the worker dies, however it dies (Linux)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 class LibFuzzer:
@@ -130,8 +121,10 @@ class LibFuzzer:
                "-len_control=0",           # the custom mutator bounds program size itself
                "-print_final_stats=1", f"-artifact_prefix={self.workdir}/", str(self.dir)]
         with open(self.log, "wb") as out:
+            # its own session: a Ctrl-C in the terminal reaches the worker, which stops it
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                                         stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
+                                         start_new_session=True)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -140,16 +133,21 @@ class LibFuzzer:
         self.proc = None
 
     def poll(self) -> None:
-        """Count executions since the last poll; restart libFuzzer if it died."""
+        """Count executions since the last poll; restart libFuzzer if it died (not when the
+        campaign is stopping)."""
         statuses = _STATUS.findall(_tail(self.log, 8192))
         if statuses:
             total = int(statuses[-1][0])
             self.session.runs += max(0, total - self.counted)
             self.counted = max(self.counted, total)
             self.session.edges = max(self.session.edges, int(statuses[-1][1]))
+        if self.session.stopping:
+            return
         if self.proc is not None and self.proc.poll() is not None:
             self.read_results()
             tail = " | ".join(_tail(self.log, 600).decode(errors="replace").strip().splitlines()[-3:])
+            if shutil.disk_usage(self.workdir).free < 1 << 16:
+                tail = f"no space left in {self.workdir}"
             self.session.errors.append(f"libFuzzer exited with status {self.proc.returncode}, "
                                        f"restarted: {tail}")
             self.proc = None
