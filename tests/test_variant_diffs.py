@@ -8,12 +8,23 @@ where it applies) and regenerated the diffs.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import model.variants.diff as diff
 from model.kernel import Kernel
 from model.variants import BUILTIN, VARIANTS
 from model.variants.diff import REGENERATE, diff_path, documented, main, render
+
+#: the checkout's stored diffs: the tests read these even when cowfuzz is installed
+#: from a wheel (where model/ lives in site-packages, away from docs/)
+CHECKOUT_DIFFS = Path(__file__).resolve().parents[1] / "docs" / "variants"
+
+
+@pytest.fixture(autouse=True)
+def _checkout_diffs(monkeypatch):
+    monkeypatch.setattr(diff, "DIFF_DIR", CHECKOUT_DIFFS)
 
 
 @pytest.mark.parametrize("cls", documented(), ids=lambda cls: cls.name)
