@@ -24,10 +24,12 @@ from model.fork import ForkOps
 from model.gup import GupOps
 from model.oracles.invariants import Invariants
 from model.locks import RwSemaphore
+from model.madvise import MadviseOps
 from model.memory import FaultOps
 from model.mm import File, MmStruct, Process, SwapSlot, Thread
 from model.mmap import MmapOps
 from model.mprotect import MprotectOps
+from model.mremap import MremapOps
 from model.page import FILE, ZERO, Folio, PageOps
 from model.pgtable import Pmd, PtePointer, PteTable, pmd_index, pte_index
 from model.proc import ProcOps
@@ -35,7 +37,7 @@ from model.rmap import RmapOps
 from model.oracles.spec import Spec
 from model.sched import Sched
 from model.splice import SpliceOps
-from model.swap import SwapOps
+from model.swap import DISK, SwapInfo, SwapOps
 from model.syscalls import Syscalls
 from model.tlb import TlbOps
 from model.vmscan import VmscanOps
@@ -43,8 +45,8 @@ from model.zap import ZapOps
 
 
 class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOps,
-             MprotectOps, ProcOps, VmscanOps, SpliceOps, CpuOps, MmapOps, Syscalls,
-             Invariants):
+             MprotectOps, MremapOps, MadviseOps, ProcOps, VmscanOps, SpliceOps, CpuOps, MmapOps,
+             Syscalls, Invariants):
     """Upstream Linux v7.0."""
 
     #: registry name; variants override these four
@@ -68,6 +70,7 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
         self.tables: list[PteTable] = []
         self.files: dict[str, File] = {}
         self.swap_slots: dict[int, SwapSlot] = {}
+        self.swap_info = SwapInfo(DISK)
         self.processes: list[Process] = []
         self.mms: list[MmStruct] = []
         # tables waiting for an RCU grace period, with the tasks that may still see them

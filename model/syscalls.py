@@ -18,6 +18,7 @@ from model.flags import (EBUSY, EEXIST, EINVAL, ENOMEM, EPERM, ESRCH, FOLL_LONGT
                          FOLL_WRITE)
 from model.gup import Pin
 from model.locks import UserEvent
+from model.madvise import MADV_DOFORK, MADV_DONTFORK, MADV_WIPEONFORK
 from model.page import ANON
 
 
@@ -89,6 +90,27 @@ class Syscalls:
         proc = thread.process
         self._ctx(proc, va)
         return await self.madvise_dontneed(proc.mm, va, npages)
+
+    async def op_mremap(self, thread, va: int, npages: int, new_va: int):
+        """mremap(va, npages, npages, MREMAP_MAYMOVE | MREMAP_FIXED, new_va)."""
+        proc = thread.process
+        self._ctx(proc, va)
+        return await self.do_mremap(proc.mm, va, npages, new_va)
+
+    async def op_dontfork(self, thread, va: int, npages: int):
+        proc = thread.process
+        self._ctx(proc, va)
+        return await self.madvise_vma_flags(proc.mm, va, npages, MADV_DONTFORK)
+
+    async def op_dofork(self, thread, va: int, npages: int):
+        proc = thread.process
+        self._ctx(proc, va)
+        return await self.madvise_vma_flags(proc.mm, va, npages, MADV_DOFORK)
+
+    async def op_wipeonfork(self, thread, va: int, npages: int):
+        proc = thread.process
+        self._ctx(proc, va)
+        return await self.madvise_vma_flags(proc.mm, va, npages, MADV_WIPEONFORK)
 
     async def op_pageout(self, thread, va: int, npages: int):
         proc = thread.process

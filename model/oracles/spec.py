@@ -24,6 +24,7 @@ breaks a promise:
 
 from __future__ import annotations
 
+from model.flags import VM_WIPEONFORK
 from model.oracles.errors import ForkSnapshot, IsolationBreach, LostWrite, PinIncoherent
 from model.pgtable import pmd_index, pte_index
 
@@ -54,6 +55,8 @@ class Spec:
         self.unmapping: dict[tuple[int, int], int] = {}  # munmap/DONTNEED in flight per (pid, va)
         # parent pid -> the fork in flight (its task) -> va -> values the parent had there
         self.fork_windows: dict[int, dict[object, dict[int, set[int]]]] = {}
+        # mremap moves that completed: (pid, step, old va, new va, pages)
+        self.moves: list[tuple[int, int, int, int, int]] = []
 
     # -- values ---------------------------------------------------------
     def now(self) -> int:
@@ -76,16 +79,44 @@ class Spec:
         t = self.tokens[token]
         if t.writer is None:
             return True
-        if shared_view or t.va != va:
+        if shared_view:
             return False
-        p = reader
-        if p.pid == t.writer:
+        line = self._lineage(reader, t)
+        if line is None:
+            return False
+        if t.va == va:
             return True
-        while p.parent is not None:
-            if p.parent.pid == t.writer:
-                return p.fork_done_at is None or t.step < p.fork_done_at
-            p = p.parent
-        return False
+        return bool(self.moves) and va in self._moved_vas(t, line)
+
+    def _lineage(self, reader, t):
+        """The processes from the token's writer down to ``reader`` (the memory it was
+        written to reached the reader through these forks), or None."""
+        line = [reader]
+        p = reader
+        while p.pid != t.writer:
+            child, p = p, p.parent
+            if p is None:
+                return None
+            if child.fork_done_at is not None and t.step >= child.fork_done_at:
+                return None                 # written after that fork completed
+            line.append(p)
+        line.reverse()
+        return line
+
+    def _moved_vas(self, t, line) -> set[int]:
+        """Where mremap took the page ``t`` was written to: each process of the lineage
+        moves it while it holds that memory (from the write, or from its fork, until the
+        next fork down the line completes)."""
+        vas = {t.va}
+        since = t.step
+        for i, proc in enumerate(line):
+            until = line[i + 1].fork_done_at if i + 1 < len(line) else None
+            for pid, step, old, new, n in self.moves:
+                if pid == proc.pid and step > since and (until is None or step <= until):
+                    vas |= {new + v - old for v in vas if old <= v < old + n}
+            if until is not None:
+                since = until
+        return vas
 
     # -- ghost read of what a process would see ---------------------------
     def peek(self, mm, va: int):
@@ -166,6 +197,30 @@ class Spec:
         """No munmap/DONTNEED of ``va`` by the process began or ended since ``mark``."""
         key = (proc.pid, va)
         return self.unmaps.get(key, 0) == mark and not self.unmapping.get(key, 0)
+
+    def move_begin(self, proc, old: int, new: int, n: int) -> dict:
+        """mremap starts moving [old, old+n) to new: both ranges are in flux, and pins at
+        the old addresses promise nothing any more (mremap ends their association)."""
+        saved = {va: self.expected.get((proc.pid, va)) for va in range(old, old + n)}
+        marks = {va: self.writes.get((proc.pid, va), 0) for va in range(old, old + n)}
+        self.unmap_begin(proc, range(old, old + n))
+        for va in range(old, old + n):
+            self.expected[(proc.pid, va)] = None
+        for va in range(new, new + n):
+            self.expected[(proc.pid, va)] = None
+        return {"saved": saved, "marks": marks}
+
+    def move_end(self, proc, old: int, new: int, n: int, marks: dict, moved: bool) -> None:
+        """mremap returned: on success the values live at the new addresses (unless the
+        process stored at the old ones meanwhile: either value may be seen)."""
+        self.unmap_end(proc, range(old, old + n))
+        if not moved:
+            return
+        self.moves.append((proc.pid, self.now(), old, new, n))
+        for i in range(n):
+            va = old + i
+            same = self.writes.get((proc.pid, va), 0) == marks["marks"][va]
+            self.expected[(proc.pid, new + i)] = marks["saved"][va] if same else None
 
     def zap_begin(self, proc, vas) -> dict:
         """MADV_DONTNEED starts: until it ends, a load may see the old or the new view."""
@@ -265,8 +320,18 @@ class Spec:
             self.fork_windows.pop(parent.pid, None)
         child.fork_done_at = self.now()
         for vma in child.mm.vmas:
+            wiped = bool(vma.vm_flags & VM_WIPEONFORK)
             for va in range(vma.vm_start, vma.vm_end):
                 seen = self.peek(child.mm, va)
+                if wiped:
+                    # MADV_WIPEONFORK: the child's mapping starts out zero-filled
+                    if seen is not None and seen != ZERO_TOKEN:
+                        raise ForkSnapshot(
+                            f"after fork {child.name} sees {self.describe(seen)} at va {va} "
+                            "of a VM_WIPEONFORK mapping, which starts out empty",
+                            pid=child.pid, va=va)
+                    self.expected[(child.pid, va)] = ZERO_TOKEN
+                    continue
                 allowed = window.get(va, set())
                 if seen is not None and allowed and seen not in allowed:
                     had = ", ".join(self.describe(v) for v in sorted(allowed, key=str))
