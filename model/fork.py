@@ -48,6 +48,7 @@ class ForkOps:
             retval = await self.dup_mmap_lock_vma(mpnt)
             if retval:
                 break
+            self.fork_window_lock_vma(oldmm, mpnt)             # ghost: the VMA is locked
             if mpnt.vm_flags & VM_DONTCOPY:
                 continue                              # vma_iter_clear_gfp: not in the child
             tmp = VmArea(mm, mpnt.vm_start, mpnt.vm_end, mpnt.vm_flags, mpnt.vm_file, mpnt.vm_pgoff)
@@ -77,6 +78,7 @@ class ForkOps:
             self.mmap_write_unlock(mm)
         oldmm.fork_in_progress -= 1
         await self.flush_tlb_mm(oldmm, "dup_mmap:flush_tlb_mm")
+        self.fork_window_close()                               # ghost
         self.mmap_write_unlock(oldmm)
         return retval
 

@@ -22,7 +22,7 @@ from model.cpu import CpuOps
 from model.oracles.errors import KernelBug, UseAfterFree
 from model.fork import ForkOps
 from model.gup import GupOps
-from model.oracles.invariants import Invariants
+from model.oracles.sharp import SharpOracles
 from model.locks import RwSemaphore
 from model.madvise import MadviseOps
 from model.memory import FaultOps
@@ -46,7 +46,7 @@ from model.zap import ZapOps
 
 class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOps,
              MprotectOps, MremapOps, MadviseOps, ProcOps, VmscanOps, SpliceOps, CpuOps, MmapOps,
-             Syscalls, Invariants):
+             Syscalls, SharpOracles):
     """Upstream Linux v7.0."""
 
     #: registry name; variants override these four
@@ -206,7 +206,9 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
         self.pte_changed(mm, addr, table, old, pte)
 
     def pte_changed(self, mm, addr, table, old, new) -> None:
-        """Hook for designs that must watch PTE writes (COW PTE table oracles)."""
+        """Hook for oracles that watch PTE writes (the fork window; COW PTE table oracles,
+        which extend it)."""
+        self.fork_window_pte_changed(mm, addr, old, new)
 
     def ptep_get_and_clear(self, mm: MmStruct, addr: int, ptep: PtePointer):
         old = self.ptep_get(ptep)

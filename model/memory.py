@@ -83,7 +83,11 @@ class FaultOps:
         ret, flags = self.sanitize_fault_flags(vma, flags)
         if ret:
             return ret
-        return await self._handle_mm_fault(vma, address, flags)
+        self.fork_window_fault(True)                  # ghost: a fault handler runs
+        try:
+            return await self._handle_mm_fault(vma, address, flags)
+        finally:
+            self.fork_window_fault(False)
 
     async def _handle_mm_fault(self, vma, address: int, flags: int) -> int:
         """mm/memory.c:__handle_mm_fault (v7.0), PTE level only (no THP)."""

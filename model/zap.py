@@ -21,6 +21,10 @@ from model.pgtable import PTRS_PER_PTE, USER_PAGES, PtePointer, pmd_addr_start, 
 class ZapOps:
     """Unmapping and page-table freeing."""
 
+    #: zap_pte_range breaks out on need_resched() (False: it never drops the ptl mid-table,
+    #: as the model did before; tests use it to show what the break adds)
+    zap_breaks_on_resched = True
+
     async def flush_tlb_batched_pending(self, mm) -> None:
         """mm/rmap.c:flush_tlb_batched_pending (v7.0): flush what reclaim deferred."""
         if mm.tlb_flush_batched:
@@ -58,7 +62,7 @@ class ZapOps:
             progressed = False
             while addr < end:
                 await sched.point("zap_pte_range:ptep_get")
-                if progressed and sched.need_resched():
+                if progressed and self.zap_breaks_on_resched and sched.need_resched():
                     direct_reclaim = False
                     break
                 progressed = True

@@ -55,8 +55,8 @@ class Spec:
         self.unmapping: dict[tuple[int, int], int] = {}  # munmap/DONTNEED in flight per (pid, va)
         # parent pid -> the fork in flight (its task) -> va -> values the parent had there
         self.fork_windows: dict[int, dict[object, dict[int, set[int]]]] = {}
-        # mremap moves that completed: (pid, step, old va, new va, pages)
-        self.moves: list[tuple[int, int, int, int, int]] = []
+        # mremap moves: [pid, step it ended (None while in flight), old va, new va, pages]
+        self.moves: list[list] = []
 
     # -- values ---------------------------------------------------------
     def now(self) -> int:
@@ -111,7 +111,9 @@ class Spec:
         since = t.step
         for i, proc in enumerate(line):
             until = line[i + 1].fork_done_at if i + 1 < len(line) else None
-            for pid, step, old, new, n in self.moves:
+            for pid, ended, old, new, n in self.moves:
+                # a move still in flight has moved every value written so far
+                step = self.now() if ended is None else ended
                 if pid == proc.pid and step > since and (until is None or step <= until):
                     vas |= {new + v - old for v in vas if old <= v < old + n}
             if until is not None:
@@ -139,7 +141,8 @@ class Spec:
         slot = self.k.swap_slots.get(pte.swp)
         if slot is None:
             return None
-        return slot.folio.data if slot.folio is not None else slot.data
+        folio = slot.folio
+        return folio.data if folio is not None and folio.uptodate else slot.data
 
     # -- events from the model ---------------------------------------------
     def _private(self, vma) -> bool:
@@ -155,14 +158,29 @@ class Spec:
         for window in self.fork_windows.get(proc.pid, {}).values():
             window.setdefault(va, set()).add(token)
 
-    def value_maybe_written(self, proc, va: int) -> None:
+    def value_maybe_written(self, proc, va: int, folio=None) -> None:
         """A write that ``proc`` may or may not see at ``va`` (a device write through a pin
-        with no promise, a kernel write racing with an unmap): loads may see either."""
-        key = (proc.pid, va)
-        self.expected[key] = None
-        self.writes[key] = self.writes.get(key, 0) + 1
-        for window in self.fork_windows.get(proc.pid, {}).values():
-            window.setdefault(va, set())
+        with no promise, a kernel write racing with an unmap): loads may see either. With
+        ``folio``, the page written: wherever it is mapped now (mremap may have moved it),
+        the same holds."""
+        vas = {va} | (self._vas_mapping(proc, folio) if folio is not None else set())
+        for v in vas:
+            key = (proc.pid, v)
+            self.expected[key] = None
+            self.writes[key] = self.writes.get(key, 0) + 1
+            for window in self.fork_windows.get(proc.pid, {}).values():
+                window.setdefault(v, set())
+
+    def _vas_mapping(self, proc, folio) -> set[int]:
+        """The addresses at which ``proc``'s page table maps ``folio`` now."""
+        out = set()
+        for i, pmd in enumerate(proc.mm.pmd):
+            if pmd is None:
+                continue
+            for j, pte in enumerate(pmd.table.ptes):
+                if pte is not None and pte.present and pte.folio is folio:
+                    out.add(i * len(pmd.table.ptes) + j)
+        return out
 
     def view_reset(self, proc, va: int, vma) -> None:
         """munmap / a new mapping: the view starts over."""
@@ -208,19 +226,25 @@ class Spec:
             self.expected[(proc.pid, va)] = None
         for va in range(new, new + n):
             self.expected[(proc.pid, va)] = None
-        return {"saved": saved, "marks": marks}
+        move = [proc.pid, None, old, new, n]
+        self.moves.append(move)
+        return {"saved": saved, "marks": marks, "move": move}
 
     def move_end(self, proc, old: int, new: int, n: int, marks: dict, moved: bool) -> None:
         """mremap returned: on success the values live at the new addresses (unless the
         process stored at the old ones meanwhile: either value may be seen)."""
         self.unmap_end(proc, range(old, old + n))
+        move = marks["move"]
         if not moved:
+            self.moves.remove(move)
             return
-        self.moves.append((proc.pid, self.now(), old, new, n))
+        move[1] = self.now()
         for i in range(n):
             va = old + i
             same = self.writes.get((proc.pid, va), 0) == marks["marks"][va]
-            self.expected[(proc.pid, new + i)] = marks["saved"][va] if same else None
+            # an unmap or MADV_DONTNEED of the new range in flight decides it when it ends
+            settled = same and not self.unmapping.get((proc.pid, new + i), 0)
+            self.expected[(proc.pid, new + i)] = marks["saved"][va] if settled else None
 
     def zap_begin(self, proc, vas) -> dict:
         """MADV_DONTNEED starts: until it ends, a load may see the old or the new view."""
