@@ -171,6 +171,11 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
                                mm=mm.mid, va=addr, table=pmd.table.name)
         return PtePointer(pmd.table, pte_index(addr))
 
+    async def pte_offset_map_rw_nolock(self, mm: MmStruct, addr: int) -> PtePointer | None:
+        """mm/pgtable-generic.c:pte_offset_map_rw_nolock (v7.0): the PTE slot for a caller
+        that takes the ptl itself and then changes the table (move_ptes' new table)."""
+        return self.pte_offset_map(mm, addr)
+
     async def pte_offset_map_lock(self, mm: MmStruct, addr: int, label: str,
                                   readonly: bool = False):
         """mm/pgtable-generic.c:__pte_offset_map_lock (v7.0): map the table and take its

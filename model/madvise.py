@@ -36,9 +36,11 @@ class MadviseOps:
         await self.mmap_write_lock(mm, "madvise_lock:mmap_write_lock_killable")
         ret = 0
         covered = 0
-        for vma in await self.vmas_in_range(mm, start, end):      # madvise_walk_vmas
-            covered += vma.vm_end - vma.vm_start
-            ret = await self.madvise_vma_behavior(vma, behavior)
+        for vma in [v for v in mm.vmas if v.vm_start < end and start < v.vm_end]:
+            # madvise_walk_vmas: each VMA overlapping the range, clamped to it
+            s, e = max(start, vma.vm_start), min(end, vma.vm_end)
+            covered += e - s
+            ret = await self.madvise_vma_behavior(mm, vma, s, e, behavior)
             if ret:
                 break
         if not ret and covered < npages:
@@ -46,8 +48,9 @@ class MadviseOps:
         self.mmap_write_unlock(mm)
         return ret
 
-    async def madvise_vma_behavior(self, vma, behavior: str) -> int:
-        """mm/madvise.c:madvise_vma_behavior (v7.0), the fork behaviours."""
+    async def madvise_vma_behavior(self, mm, vma, start: int, end: int, behavior: str) -> int:
+        """mm/madvise.c:madvise_vma_behavior (v7.0), the fork behaviours: the new flags,
+        checked before anything is split."""
         new_flags = vma.vm_flags
         if behavior == MADV_DONTFORK:
             new_flags |= VM_DONTCOPY
@@ -62,14 +65,15 @@ class MadviseOps:
             new_flags &= ~VM_WIPEONFORK
         else:
             return -EINVAL
-        return await self.madvise_update_vma(vma, new_flags)
+        return await self.madvise_update_vma(mm, vma, start, end, new_flags)
 
-    async def madvise_update_vma(self, vma, new_flags: int) -> int:
-        """mm/madvise.c:madvise_update_vma (v7.0): the VMA was split to the range by the
-        walk; write-lock it, then set the flags."""
+    async def madvise_update_vma(self, mm, vma, start: int, end: int, new_flags: int) -> int:
+        """mm/madvise.c:madvise_update_vma (v7.0): nothing to do if the flags are the same;
+        else split the VMA to the range (vma_modify_flags), write-lock it, set the flags."""
         if new_flags == vma.vm_flags:
             return 0
-        await self.vma_start_write(vma)
-        self.sched.log_at(vma.vm_mm, "vma.vm_flags", vma.vm_start, vma.vm_flags, new_flags)
-        vma.vm_flags = new_flags
+        for part in await self.vmas_in_range(mm, start, end):
+            await self.vma_start_write(part)
+            self.sched.log_at(mm, "vma.vm_flags", part.vm_start, part.vm_flags, new_flags)
+            part.vm_flags = new_flags
         return 0

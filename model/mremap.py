@@ -206,7 +206,8 @@ class MremapOps:
             await self.rmap_lock.down_write(sched, "move_ptes:take_rmap_locks")
         err = 0
         old_ptep = await self.pte_offset_map_lock(mm, old_addr, "move_ptes:pte_offset_map_lock")
-        new_ptep = self.pte_offset_map(mm, new_addr) if old_ptep is not None else None
+        new_ptep = await self.pte_offset_map_rw_nolock(mm, new_addr) \
+            if old_ptep is not None else None
         if old_ptep is None or new_ptep is None:
             if old_ptep is not None:
                 self.pte_unmap_unlock(old_ptep)

@@ -90,7 +90,8 @@ class Syscalls:
         self._ctx(proc, va)
         began = self.tlb_promise_begin(proc.mm)
         ret = await self.do_mprotect(proc.mm, va, npages, prot)
-        if ret == 0:
+        if ret == 0 and "w" not in prot:
+            # taking write permission away: no CPU may write the range any more
             self.tlb_promise_end(proc.mm, va, va + npages, began, "mprotect")
         return ret
 

@@ -217,14 +217,16 @@ class Spec:
         return self.unmaps.get(key, 0) == mark and not self.unmapping.get(key, 0)
 
     def move_begin(self, proc, old: int, new: int, n: int) -> dict:
-        """mremap starts moving [old, old+n) to new: both ranges are in flux, and pins at
-        the old addresses promise nothing any more (mremap ends their association)."""
-        saved = {va: self.expected.get((proc.pid, va)) for va in range(old, old + n)}
-        marks = {va: self.writes.get((proc.pid, va), 0) for va in range(old, old + n)}
-        self.unmap_begin(proc, range(old, old + n))
-        for va in range(old, old + n):
-            self.expected[(proc.pid, va)] = None
-        for va in range(new, new + n):
+        """mremap starts moving [old, old+n) to new: both ranges are in flux (a store through
+        the new entries, or through a stale translation of the old ones, may land before
+        the move returns), and pins at the old addresses promise nothing any more (mremap
+        ends their association)."""
+        olds, news = range(old, old + n), range(new, new + n)
+        saved = {va: self.expected.get((proc.pid, va)) for va in olds}
+        marks = {va: self.writes.get((proc.pid, va), 0) for va in (*olds, *news)}
+        self.unmap_begin(proc, olds)
+        self.unmap_begin(proc, news)
+        for va in (*olds, *news):
             self.expected[(proc.pid, va)] = None
         move = [proc.pid, None, old, new, n]
         self.moves.append(move)
@@ -232,19 +234,20 @@ class Spec:
 
     def move_end(self, proc, old: int, new: int, n: int, marks: dict, moved: bool) -> None:
         """mremap returned: on success the values live at the new addresses (unless the
-        process stored at the old ones meanwhile: either value may be seen)."""
+        process stored at either address meanwhile: then either value may be seen)."""
         self.unmap_end(proc, range(old, old + n))
+        self.unmap_end(proc, range(new, new + n))
         move = marks["move"]
         if not moved:
             self.moves.remove(move)
             return
         move[1] = self.now()
         for i in range(n):
-            va = old + i
-            same = self.writes.get((proc.pid, va), 0) == marks["marks"][va]
+            key_old, key_new = (proc.pid, old + i), (proc.pid, new + i)
+            same = all(self.writes.get(k, 0) == marks["marks"][k[1]] for k in (key_old, key_new))
             # an unmap or MADV_DONTNEED of the new range in flight decides it when it ends
-            settled = same and not self.unmapping.get((proc.pid, new + i), 0)
-            self.expected[(proc.pid, new + i)] = marks["saved"][va] if settled else None
+            settled = same and not self.unmapping.get(key_new, 0)
+            self.expected[key_new] = marks["saved"][old + i] if settled else None
 
     def zap_begin(self, proc, vas) -> dict:
         """MADV_DONTNEED starts: until it ends, a load may see the old or the new view."""

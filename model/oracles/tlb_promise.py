@@ -11,8 +11,10 @@ potentially racing with a parallel reclaim leaving stale TLB entries"): a
 PTE reclaim cleared without flushing yet must not outlive the operation's
 return.
 
-So when one of them returns, every writable TLB entry of the range, on every
-CPU of the mm, must agree with the page table -- unless another operation
+So when one of them returns -- mprotect only when it took write permission
+away: an mprotect that leaves the range writable promises nothing about
+writes -- every writable TLB entry of the range, on every CPU of the mm,
+must agree with the page table -- unless another operation
 still owes a flush for it: another mmu_gather of the mm still open
 (tlb_flush_pending), a writer of mmap_lock (fork's flush comes at its end),
 or reclaim having batched an unmap of the mm *since* this operation began

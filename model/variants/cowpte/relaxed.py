@@ -50,7 +50,9 @@ The thread (28-29 Sep 2022), and which choice follows which message:
   in the detail (page table lock, TLB flushing)", <c12f848d-...>).
 * mremap breaks a shared table before moving it: move_ptes locks it to
   change it, and a whole-table move (move_normal_pmd) breaks it first
-  (walk_pmd "mremap"), as v4 breaks it in move_page_tables.
+  (walk_pmd "mremap"), as v4 breaks it in move_page_tables; the table the
+  entries move into is broken too (pte_offset_map_rw_nolock), which v4 does
+  not do.
 * nothing modifies a shared table in place: every fault under a
   write-protected table pmd breaks first, and every path that locks a
   table to change it (pte_offset_map_lock) breaks a shared one first;
@@ -279,6 +281,15 @@ class CowPteRelaxed(CowPteKernel):
             if ptep is None or readonly or pmd.write:
                 return ptep
             self.pte_unmap_unlock(ptep)            # fork shared it while we waited
+
+    async def pte_offset_map_rw_nolock(self, mm, addr: int):
+        """The table a caller will lock and change itself (move_ptes' destination, which
+        other VMAs of the table, forked, may share): broken first, as for
+        pte_offset_map_lock."""
+        pmd = mm.pmd[pmd_index(addr)]
+        if pmd is not None and not pmd.write and self._holds_mmap_lock(mm):
+            await self.break_cow_pte(mm, addr)
+        return await super().pte_offset_map_rw_nolock(mm, addr)
 
     async def cow_pte_rmap_shared(self, mm, addr: int) -> bool:
         """The rmap walk meets a shared table of ``mm``: break it (a non-blocking

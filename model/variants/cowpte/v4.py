@@ -29,7 +29,9 @@ Each method names the patch it follows (NN/14 is Message-Id
   break skips the table silently (09/14, 12/14, 04/14); __split_vma breaks
   at the split address (03/14); move_page_tables (mremap) breaks the old
   table before moving it, ignoring the result ("TLB flush twice time
-  here?"), in the same patch as __split_vma's.
+  here?"), in the same patch as __split_vma's -- only the old one:
+  move_ptes writes into the new table even when fork shared it (it maps
+  other VMAs).
 * the walkers' pmd_bad checks accept a write-protected table pmd (03/14,
   08/14, 09/14); pmd_none_or_clear_bad itself (fork's fall-through,
   free_pmd_range) does not.
