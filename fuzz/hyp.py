@@ -27,7 +27,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from fuzz.program.bytecodec import MAX_OPS, MAX_THREADS
 from fuzz.program.ops import ACCESS, LIFE, OPERATIONS, PATH, Arg, forked_child, shrink_order
 from fuzz.program.ops import SLOT as SLOT_ARG
-from fuzz.program.program import KINDS, MAX_PROCS, PROTS, Op, Program, ThreadSpec, fit_mapping
+from fuzz.program.program import KINDS, MAX_PROCS, PROTS, SWAPS, Op, Program, ThreadSpec, fit_mapping
 from fuzz.program.textcodec import format_program
 from fuzz.runtime.executor import execute
 from model.pgtable import USER_PAGES
@@ -137,7 +137,8 @@ def programs(draw, *, max_threads: int = 3, max_ops: int = 6, ops=None,
                 threads.append(ThreadSpec(child, tuple(draw(st.lists(op, max_size=max_ops)))))
     sched = draw(schedules()) if schedule else ()
     injection = draw(st.booleans()) if faults else False
-    return Program(maps, tuple(threads), sched, injection)
+    swap = draw(st.sampled_from(SWAPS))
+    return Program(maps, tuple(threads), sched, injection, swap=swap)
 
 
 class ProgramFailed(AssertionError):

@@ -22,12 +22,14 @@ from model.cpu import CpuOps
 from model.oracles.errors import KernelBug, UseAfterFree
 from model.fork import ForkOps
 from model.gup import GupOps
-from model.oracles.invariants import Invariants
+from model.oracles.sharp import SharpOracles
 from model.locks import RwSemaphore
+from model.madvise import MadviseOps
 from model.memory import FaultOps
 from model.mm import File, MmStruct, Process, SwapSlot, Thread
 from model.mmap import MmapOps
 from model.mprotect import MprotectOps
+from model.mremap import MremapOps
 from model.page import FILE, ZERO, Folio, PageOps
 from model.pgtable import Pmd, PtePointer, PteTable, pmd_index, pte_index
 from model.proc import ProcOps
@@ -35,7 +37,7 @@ from model.rmap import RmapOps
 from model.oracles.spec import Spec
 from model.sched import Sched
 from model.splice import SpliceOps
-from model.swap import SwapOps
+from model.swap import DISK, SwapInfo, SwapOps
 from model.syscalls import Syscalls
 from model.tlb import TlbOps
 from model.vmscan import VmscanOps
@@ -43,8 +45,8 @@ from model.zap import ZapOps
 
 
 class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOps,
-             MprotectOps, ProcOps, VmscanOps, SpliceOps, CpuOps, MmapOps, Syscalls,
-             Invariants):
+             MprotectOps, MremapOps, MadviseOps, ProcOps, VmscanOps, SpliceOps, CpuOps, MmapOps,
+             Syscalls, SharpOracles):
     """Upstream Linux v7.0."""
 
     #: registry name; variants override these four
@@ -68,6 +70,7 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
         self.tables: list[PteTable] = []
         self.files: dict[str, File] = {}
         self.swap_slots: dict[int, SwapSlot] = {}
+        self.swap_info = SwapInfo(DISK)
         self.processes: list[Process] = []
         self.mms: list[MmStruct] = []
         # tables waiting for an RCU grace period, with the tasks that may still see them
@@ -168,6 +171,11 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
                                mm=mm.mid, va=addr, table=pmd.table.name)
         return PtePointer(pmd.table, pte_index(addr))
 
+    async def pte_offset_map_rw_nolock(self, mm: MmStruct, addr: int) -> PtePointer | None:
+        """mm/pgtable-generic.c:pte_offset_map_rw_nolock (v7.0): the PTE slot for a caller
+        that takes the ptl itself and then changes the table (move_ptes' new table)."""
+        return self.pte_offset_map(mm, addr)
+
     async def pte_offset_map_lock(self, mm: MmStruct, addr: int, label: str,
                                   readonly: bool = False):
         """mm/pgtable-generic.c:__pte_offset_map_lock (v7.0): map the table and take its
@@ -203,7 +211,9 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
         self.pte_changed(mm, addr, table, old, pte)
 
     def pte_changed(self, mm, addr, table, old, new) -> None:
-        """Hook for designs that must watch PTE writes (COW PTE table oracles)."""
+        """Hook for oracles that watch PTE writes (the fork window; COW PTE table oracles,
+        which extend it)."""
+        self.fork_window_pte_changed(mm, addr, old, new)
 
     def ptep_get_and_clear(self, mm: MmStruct, addr: int, ptep: PtePointer):
         old = self.ptep_get(ptep)

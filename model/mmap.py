@@ -151,6 +151,8 @@ class MmapOps:
         flags = prot_to_vm_flags(prot) | VM_MAYREAD | VM_MAYWRITE | VM_SOFTDIRTY
         if kind == FILE_SHARED:
             flags |= VM_SHARED | VM_MAYSHARE
+        if kind == ANON_PRIVATE:
+            pgoff = addr                 # do_mmap: MAP_PRIVATE anon, pgoff = addr >> PAGE_SHIFT
         vma = self._new_vma(mm, addr, end, flags, None if kind == ANON_PRIVATE else file, pgoff)
         self.insert_vma(mm, vma)
         proc = mm.owner

@@ -14,6 +14,7 @@ members listed here, and ``Kernel.sched`` is typed with this protocol.
   (model/changes.py), before the next point; ``note`` attaches an event
   (an operation starting or returning) to the running step.
 * Fault injection: ``should_fail(label)`` says whether this allocation fails.
+* ``need_resched()``: whether the schedule preempted the running task at its last point.
 * Reading: ``current`` is the running task, ``tasks`` every task so far (for
   RCU: who is inside a kernel operation), ``steps`` the steps so far (its
   length is the logical time of the value oracles).
@@ -61,6 +62,11 @@ class Sched(Protocol):
 
     def should_fail(self, label: str) -> bool:
         """Fault injection: does this allocation fail?"""
+
+    def need_resched(self) -> bool:
+        """need_resched() for the running task: whether the schedule switched away from it
+        at its last point. A kernel loop that breaks out on need_resched() (zap_pte_range)
+        does so exactly when the schedule preempted it there; no choice is consumed."""
 
     def log(self, obj: Any, field: str, old: Any, new: Any) -> None:
         """``obj.field`` changed from ``old`` to ``new`` in the running step."""

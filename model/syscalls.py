@@ -18,6 +18,7 @@ from model.flags import (EBUSY, EEXIST, EINVAL, ENOMEM, EPERM, ESRCH, FOLL_LONGT
                          FOLL_WRITE)
 from model.gup import Pin
 from model.locks import UserEvent
+from model.madvise import MADV_DOFORK, MADV_DONTFORK, MADV_WIPEONFORK
 from model.page import ANON
 
 
@@ -77,18 +78,56 @@ class Syscalls:
     async def op_munmap(self, thread, va: int, npages: int):
         proc = thread.process
         self._ctx(proc, va)
+        began = self.tlb_promise_begin(proc.mm)
         await self.mmap_write_lock(proc.mm, "__vm_munmap:mmap_write_lock_killable")
-        return await self.do_munmap(proc.mm, va, npages)
+        ret = await self.do_munmap(proc.mm, va, npages)
+        if ret == 0:
+            self.tlb_promise_end(proc.mm, va, va + npages, began, "munmap")
+        return ret
 
     async def op_mprotect(self, thread, va: int, npages: int, prot: str):
         proc = thread.process
         self._ctx(proc, va)
-        return await self.do_mprotect(proc.mm, va, npages, prot)
+        began = self.tlb_promise_begin(proc.mm)
+        ret = await self.do_mprotect(proc.mm, va, npages, prot)
+        if ret == 0 and "w" not in prot:
+            # taking write permission away: no CPU may write the range any more
+            self.tlb_promise_end(proc.mm, va, va + npages, began, "mprotect")
+        return ret
 
     async def op_dontneed(self, thread, va: int, npages: int):
         proc = thread.process
         self._ctx(proc, va)
-        return await self.madvise_dontneed(proc.mm, va, npages)
+        began = self.tlb_promise_begin(proc.mm)
+        ret = await self.madvise_dontneed(proc.mm, va, npages)
+        if ret == 0:
+            self.tlb_promise_end(proc.mm, va, va + npages, began, "MADV_DONTNEED")
+        return ret
+
+    async def op_mremap(self, thread, va: int, npages: int, new_va: int):
+        """mremap(va, npages, npages, MREMAP_MAYMOVE | MREMAP_FIXED, new_va)."""
+        proc = thread.process
+        self._ctx(proc, va)
+        began = self.tlb_promise_begin(proc.mm)
+        ret = await self.do_mremap(proc.mm, va, npages, new_va)
+        if ret >= 0:
+            self.tlb_promise_end(proc.mm, va, va + npages, began, "mremap")
+        return ret
+
+    async def op_dontfork(self, thread, va: int, npages: int):
+        proc = thread.process
+        self._ctx(proc, va)
+        return await self.madvise_vma_flags(proc.mm, va, npages, MADV_DONTFORK)
+
+    async def op_dofork(self, thread, va: int, npages: int):
+        proc = thread.process
+        self._ctx(proc, va)
+        return await self.madvise_vma_flags(proc.mm, va, npages, MADV_DOFORK)
+
+    async def op_wipeonfork(self, thread, va: int, npages: int):
+        proc = thread.process
+        self._ctx(proc, va)
+        return await self.madvise_vma_flags(proc.mm, va, npages, MADV_WIPEONFORK)
 
     async def op_pageout(self, thread, va: int, npages: int):
         proc = thread.process
@@ -130,7 +169,7 @@ class Syscalls:
             self.spec.value_written(target, addr, token, vma)
         else:
             # the target unmapped the address meanwhile: the GUP'd page may be gone
-            self.spec.value_maybe_written(target, addr)
+            self.spec.value_maybe_written(target, addr, folio)
         return token
 
     # -- pins and devices ------------------------------------------------------------
@@ -220,7 +259,7 @@ class Syscalls:
             self.spec.value_written(proc, pin.va, token, vma)
         else:
             # no promise: the process may or may not see this write at pin.va
-            self.spec.value_maybe_written(proc, pin.va)
+            self.spec.value_maybe_written(proc, pin.va, folio)
         return token
 
     # -- vmsplice ------------------------------------------------------------------
@@ -321,6 +360,7 @@ class Syscalls:
         proc = thread.process
         mm = proc.mm
         self._ctx(proc)
+        self.lost_writes_task_done(proc)              # ghost: its stores are all in memory
         if thread.tlb:
             self.sched.log(thread, "tlb", dict(thread.tlb), {})
             thread.tlb.clear()

@@ -23,6 +23,8 @@ from tests.cowc import cowc_scenarios, slug
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "historical.md"
 CORPUS = ROOT / "corpus"
+#: the folder holding the installed ``model`` package
+PACKAGES = Path(historical.__file__).resolve().parents[3]
 REGENERATE = "python -m tests.historical_doc"
 
 
@@ -75,7 +77,9 @@ def _comment(path: Path) -> str:
 
 
 def _source_file(cls) -> str:
-    return Path(inspect.getsourcefile(cls)).resolve().relative_to(ROOT).as_posix()
+    """The class's file as the checkout names it, also when cowfuzz is installed from a
+    wheel (model/ then sits in site-packages)."""
+    return Path(inspect.getsourcefile(cls)).resolve().relative_to(PACKAGES).as_posix()
 
 
 def _section(name: str, cls: type, failures: dict[int, str]) -> str:

@@ -39,7 +39,8 @@ def test_opcodes_keep_the_byte_format():
     assert [o.name for o in by_opcode()] == [
         "read", "write", "mmap", "munmap", "mprotect", "dontneed", "pageout", "reclaim",
         "fork", "exit", "pin", "unpin", "devread", "devwrite", "vmsplice", "piperead",
-        "clear_refs", "procmem", "signal", "wait", "waitpid"]
+        "clear_refs", "procmem", "signal", "wait", "waitpid", "mremap", "dontfork", "dofork",
+        "wipeonfork"]
 
 
 def test_the_readme_operation_reference_is_the_tables():

@@ -3,7 +3,7 @@
 libFuzzer mutates raw bytes and Hypothesis draws byte streams; with a
 total decoder no input is wasted. Layout (a missing byte reads as 0):
 
-    flags                   bit 0: fault injection; bits 1..2: mappings - 1
+    flags                   bit 0: fault injection; bits 1..2: mappings - 1; bit 3: zram swap
     3 bytes per mapping     va | npages-1 + (kind << 2) | prot + (populate << 1) + (pgoff << 3)
     threads - 1             (1..4 threads)
     per thread: pid, n ops  (n <= 16)
@@ -20,8 +20,8 @@ Opcodes and argument domains are the operation table's (fuzz/program/ops.py).
 from __future__ import annotations
 
 from fuzz.program.ops import OPERATIONS, Arg, by_opcode
-from fuzz.program.program import (FILE_PAGES, KINDS, MAX_PROCS, POPULATE, PROTS, Mapping, Op,
-                                  Program, ThreadSpec, fit_mapping)
+from fuzz.program.program import (FILE_PAGES, KINDS, MAX_PROCS, POPULATE, PROTS, SWAPS, Mapping,
+                                  Op, Program, ThreadSpec, fit_mapping)
 from model.pgtable import USER_PAGES
 
 MAX_MAPPINGS = 4
@@ -63,6 +63,7 @@ def decode(data: bytes) -> Program:
     opcodes = by_opcode()
     flags = r.byte()
     faults = bool(flags & 1)
+    swap = SWAPS[(flags >> 3) & 1]
     mappings = []
     for _ in range(((flags >> 1) & 3) + 1):
         va, b1, b2 = r.byte(), r.byte(), r.byte()
@@ -80,7 +81,7 @@ def decode(data: bytes) -> Program:
     end = len(schedule)
     while end and schedule[end - 1] == 0:
         end -= 1
-    return Program(tuple(mappings), tuple(threads), schedule[:end], faults)
+    return Program(tuple(mappings), tuple(threads), schedule[:end], faults, swap=swap)
 
 
 def encodable(p: Program) -> bool:
@@ -94,7 +95,8 @@ def encodable(p: Program) -> bool:
 def encode(p: Program) -> bytes:
     """Program -> bytes that decode back to it (clamped to the layout's bounds)."""
     maps = p.mappings[:MAX_MAPPINGS] or (Mapping(0, 1),)
-    out = bytearray([int(p.fault_injection) | ((len(maps) - 1) << 1)])
+    out = bytearray([int(p.fault_injection) | ((len(maps) - 1) << 1)
+                     | (SWAPS.index(p.swap) << 3)])
     for m in maps:
         out.append(m.va % USER_PAGES)
         out.append(((min(m.npages, 4) - 1) & 3) | (KINDS.index(m.kind) << 2))

@@ -14,6 +14,7 @@ import random
 from fuzz.program.ops import OPERATIONS, Arg
 from fuzz.program.program import FILE_PAGES, MAX_PROCS, POPULATE, Mapping, Op, Program, ThreadSpec
 from model.pgtable import USER_PAGES
+from model.swap import DISK, ZRAM
 
 #: generated in place of an operation that creates a process when every process id is taken
 NO_CHILD_LEFT = "write"
@@ -93,7 +94,8 @@ def random_program(rng: random.Random, *, max_threads: int = 3, max_ops: int = 8
         for _ in range(rng.choice((1, 1, 2))):
             threads.append(ThreadSpec(child, g.ops(child, rng.randint(0, max_ops // 2 + 1))))
     schedule = random_schedule(rng, schedule_len, preempt)
-    return Program(mappings, tuple(threads), schedule)
+    swap = ZRAM if rng.random() < 0.25 else DISK
+    return Program(mappings, tuple(threads), schedule, swap=swap)
 
 
 def random_schedule(rng: random.Random, length: int, preempt: float = 0.3) -> tuple[int, ...]:

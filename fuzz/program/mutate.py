@@ -4,7 +4,7 @@ Used by the coverage strategy's libFuzzer custom mutator and by the
 corpus-driven random strategy. Each mutation is a small edit that keeps
 the program valid: insert, delete, replace or duplicate an operation, move
 one between threads, tweak an argument, add or drop a thread or mapping,
-and edit the schedule (change a choice, insert or delete a preemption,
+switch the swap device, and edit the schedule (change a choice, insert or delete a preemption,
 truncate). Crossover splices two programs (thread lists, or one program's
 operations with the other's schedule). Weights are data (MUTATION_WEIGHTS).
 """
@@ -17,13 +17,13 @@ from dataclasses import replace
 from fuzz.program.bytecodec import MAX_MAPPINGS, MAX_OPS, MAX_THREADS
 from fuzz.program.generate import _Gen, random_mappings
 from fuzz.program.ops import OPERATIONS, forked_child
-from fuzz.program.program import MAX_PROCS, Op, Program, ThreadSpec
+from fuzz.program.program import MAX_PROCS, SWAPS, Op, Program, ThreadSpec
 
 MUTATION_WEIGHTS: dict[str, int] = {
     "insert_op": 10, "delete_op": 6, "replace_op": 6, "duplicate_op": 3, "move_op": 3,
     "tweak_arg": 10, "add_thread": 2, "drop_thread": 1, "add_fork": 2, "remap": 1,
     "schedule_choice": 12, "schedule_insert": 8, "schedule_delete": 5, "schedule_truncate": 2,
-    "schedule_reroll": 3,
+    "schedule_reroll": 3, "swap_device": 1,
 }
 
 
@@ -150,6 +150,11 @@ def add_fork(rng, p):
 def remap(rng, p):
     m = random_mappings(rng)
     return replace(p, mappings=m[:MAX_MAPPINGS])
+
+
+def swap_device(rng, p):
+    """The other swap device."""
+    return replace(p, swap=SWAPS[1 - SWAPS.index(p.swap)])
 
 
 def schedule_choice(rng, p):

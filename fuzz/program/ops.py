@@ -65,6 +65,7 @@ class Arg:
 
 VA = Arg("va", range(USER_PAGES), "a page of the address space (virtual page number)")
 NPAGES = Arg("npages", range(1, USER_PAGES + 1), "pages from `va` on")
+NEW_VA = Arg("newva", range(USER_PAGES), "the page the range moves to")
 KIND = Arg("kind", KINDS, "anon: MAP_PRIVATE|MAP_ANONYMOUS; file: MAP_PRIVATE of the file; "
                           "shared: MAP_SHARED of the file")
 PROT = Arg("prot", PROTS, "rw: PROT_READ|PROT_WRITE; r: PROT_READ")
@@ -182,6 +183,18 @@ OPERATIONS: dict[str, Operation] = _table(
     Operation("mmap", (VA, NPAGES, KIND, PROT), "op_mmap", "mmap() a new mapping at `va` "
               "(MAP_FIXED_NOREPLACE; a file mapping starts at the file's first page)",
               opcode=2, rank=12, weight=2),
+    Operation("mremap", (VA, NPAGES, NEW_VA), "op_mremap", "mremap(MREMAP_MAYMOVE|"
+              "MREMAP_FIXED): move the range to `newva` (unmapping what was there), page "
+              "tables and all", opcode=21, rank=21, weight=2,
+              vocabulary=((0, 1, 4), (0, 4, 4))),
+    Operation("dontfork", (VA, NPAGES), "op_dontfork", "madvise(MADV_DONTFORK): the range "
+              "is left out of children forked later", opcode=22, rank=22, weight=1,
+              vocabulary=((0, 1),)),
+    Operation("dofork", (VA, NPAGES), "op_dofork", "madvise(MADV_DOFORK): undo "
+              "MADV_DONTFORK", opcode=23, rank=23, weight=1, vocabulary=((0, 1),)),
+    Operation("wipeonfork", (VA, NPAGES), "op_wipeonfork", "madvise(MADV_WIPEONFORK): "
+              "children forked later get the (anonymous) range empty",
+              opcode=24, rank=24, weight=1, vocabulary=((0, 1),)),
     Operation("pageout", (VA, NPAGES), "op_pageout", "madvise(MADV_PAGEOUT): reclaim the "
               "range's exclusively mapped anon pages to swap",
               opcode=6, rank=9, weight=3, vocabulary=((0, 1),)),

@@ -17,10 +17,12 @@ import functools
 from dataclasses import dataclass, field
 
 from model.pgtable import USER_PAGES
+from model.swap import DISK, SWAP_DEVICES
 
 KINDS = ("anon", "file", "shared")     # MAP_PRIVATE|MAP_ANONYMOUS, MAP_PRIVATE file, MAP_SHARED file
 PROTS = ("rw", "r")
 POPULATE = ("none", "read", "write", "swap")
+SWAPS = SWAP_DEVICES
 MAX_PROCS = 4
 FILE_PAGES = 4
 
@@ -98,10 +100,12 @@ class Program:
     expect: tuple[tuple[str, str], ...] = field(default=(), compare=False)
     #: the variant the program was found on, if any
     found_on: str | None = field(default=None, compare=False)
+    #: the swap device (model/swap.py): "disk", or "zram" (SWP_SYNCHRONOUS_IO)
+    swap: str = DISK
 
     def with_schedule(self, schedule) -> "Program":
         return Program(self.mappings, self.threads, tuple(schedule), self.fault_injection,
-                       self.file_pages, self.expect, self.found_on)
+                       self.file_pages, self.expect, self.found_on, self.swap)
 
     def op_count(self) -> int:
         return sum(len(t.ops) for t in self.threads)

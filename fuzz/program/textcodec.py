@@ -6,6 +6,7 @@
     expect reuse-mapcount isolation
     faults on                       # allocation-failure injection (default off)
     file-pages 4                    # pages of the memfd (default 4)
+    swap zram                       # the swap device: disk (default) or zram
     map 0 1 anon rw populate=write  # va npages kind prot [pgoff=N] [populate=P]
     thread 0                        # a thread of process 0; its operations follow
       fork 1
@@ -32,7 +33,8 @@ import stat
 from fuzz.program.ops import OPERATIONS, validate_op
 from fuzz.program.program import (FILE_PAGES, KINDS, MAX_CHOICE, MAX_INPUT_BYTES, MAX_MAPPINGS,
                                   MAX_OPS, MAX_PROCS, MAX_SCHEDULE, MAX_THREADS, POPULATE, PROTS,
-                                  Mapping, Op, Program, ThreadSpec)
+                                  SWAPS, Mapping, Op, Program, ThreadSpec)
+from model.swap import DISK
 from model.oracles.errors import oracle_names
 from model.pgtable import USER_PAGES
 from model.variants import is_design_name
@@ -99,6 +101,8 @@ def format_program(p: Program) -> str:
         out.append("faults on")
     if p.file_pages != FILE_PAGES:
         out.append(f"file-pages {p.file_pages}")
+    if p.swap != DISK:
+        out.append(f"swap {p.swap}")
     for m in p.mappings:
         line = f"map {m.va} {m.npages} {m.kind} {m.prot}"
         if m.pgoff:
@@ -171,7 +175,7 @@ def parse_program(text: str, where: str = "<string>") -> Program:
                                       f"({MAX_INPUT_BYTES:,})")
     lines = text.splitlines()
     mappings, threads, schedule, expect = [], [], (), []
-    found_on, faults, file_pages = None, False, FILE_PAGES
+    found_on, faults, file_pages, swap = None, False, FILE_PAGES, DISK
     cur_pid, cur_ops = None, []
     ops_total = 0
     seen_header = False
@@ -197,7 +201,7 @@ def parse_program(text: str, where: str = "<string>") -> Program:
                 continue
             key = words[0]
             indented = raw[:1].isspace()
-            if not indented and key in ("found-on", "faults", "file-pages", "schedule"):
+            if not indented and key in ("found-on", "faults", "file-pages", "swap", "schedule"):
                 if key in once:
                     raise ValueError(f"a second {key} line (the first is line {once[key]})")
                 once[key] = lineno
@@ -247,6 +251,10 @@ def parse_program(text: str, where: str = "<string>") -> Program:
                 if words[1:] not in (["on"], ["off"]):
                     raise ValueError("faults takes 'on' or 'off'")
                 faults = words[1] == "on"
+            elif key == "swap":
+                if len(words) != 2 or words[1] not in SWAPS:
+                    raise ValueError(f"swap takes one device: {' or '.join(SWAPS)}")
+                swap = words[1]
             elif key == "file-pages":
                 file_pages = _int(words[1], "file-pages") if len(words) == 2 else -1
                 if not 1 <= file_pages <= 8:
@@ -264,7 +272,7 @@ def parse_program(text: str, where: str = "<string>") -> Program:
             raise ParseError(where, 1, f"map {m.va}: pgoff {m.pgoff} + {m.npages} pages is "
                                        f"beyond the {file_pages}-page file")
     return Program(tuple(mappings), tuple(threads), schedule, faults, file_pages,
-                   tuple(expect), found_on)
+                   tuple(expect), found_on, swap)
 
 
 def read_input(path, limit: int = MAX_INPUT_BYTES) -> str:

@@ -87,6 +87,7 @@ class Run:
         k = self.kernel
         prog = self.program
         k.create_file("f", prog.file_pages)
+        k.swapon(prog.swap)
         mm = k.new_mm()
         proc = k.create_process(None, mm, 0)
         self.procs[0] = proc

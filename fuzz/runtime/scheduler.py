@@ -48,7 +48,7 @@ class Task:
     """One model thread (or the setup/teardown task) under the gate."""
 
     __slots__ = ("tid", "name", "state", "label", "factory", "coro", "waiting_on",
-                 "user_wait", "ctx", "driver_data", "started", "exc", "in_op")
+                 "user_wait", "ctx", "driver_data", "started", "exc", "in_op", "preempted")
 
     def __init__(self, tid: int, name: str, factory: Callable[[], Any]):
         self.tid = tid
@@ -64,6 +64,7 @@ class Task:
         self.started = False
         self.exc = None
         self.in_op = False          # inside a kernel operation (an RCU read side may be held)
+        self.preempted = False      # another task ran while it sat at its last point
 
     def __repr__(self) -> str:
         return f"<Task {self.name} {self.state}>"
@@ -153,6 +154,7 @@ class Scheduler:
         if n == 1:
             nxt = runnable[0]
             if nxt is cur:
+                cur.preempted = False
                 return                  # only the running task: no decision
         elif n:
             k = self.chooser.choose(n, label, runnable) % n
@@ -161,7 +163,8 @@ class Scheduler:
         else:
             self._nobody_runnable()
         self.current = nxt
-        if nxt is not cur:
+        cur.preempted = nxt is not cur
+        if cur.preempted:
             driver = self.driver
             driver.resume(nxt)
             await driver.park(cur)
@@ -176,6 +179,7 @@ class Scheduler:
         self.events.append(("block", label))
         self._close_step(cur)
         cur.label = label
+        cur.preempted = False
         nxt = self._pick(cur)
         driver = self.driver
         driver.resume(nxt)
@@ -201,6 +205,11 @@ class Scheduler:
         if k:
             self.events.append(("inject", label))
         return bool(k)
+
+    def need_resched(self) -> bool:
+        """TIF_NEED_RESCHED of the running task: the schedule switched away from it at its
+        last point (another task ran meanwhile). Consumes no choice."""
+        return self.current.preempted
 
     def log(self, obj: Any, field: str, old: Any, new: Any) -> None:
         """Record a state change of the running step (a ``model.changes.Change``)."""

@@ -37,8 +37,9 @@ import atheris
 
 NCOUNTERS = 8192
 #: the oracles' modules: model/ but not kernel paths, so not instrumented
-ORACLE_MODULES = ("model.oracles", "model.oracles.errors", "model.oracles.invariants",
-                  "model.oracles.spec")
+ORACLE_MODULES = ("model.oracles", "model.oracles.errors", "model.oracles.fork_window",
+                  "model.oracles.invariants", "model.oracles.lost_writes", "model.oracles.sharp",
+                  "model.oracles.spec", "model.oracles.tlb_promise")
 #: share of custom mutations that generate a new program instead of editing one
 GENERATE = 0.2
 

@@ -127,6 +127,7 @@ class CowPteKernel(Kernel):
         return out
 
     def pte_changed(self, mm, addr, table, old, new) -> None:
+        super().pte_changed(mm, addr, table, old, new)
         if "no_modify" not in self.table_checks or self.table_mod_allowed:
             return
         sharers = [m for m in self.mms if not m.dead and any(

@@ -22,7 +22,9 @@ The thread (28-29 Sep 2022), and which choice follows which message:
   it via copy_present_page() [...] we'd not be able to share the page
   table". A maybe-pinned anon page (folio_try_dup_anon_rmap_pte fails, as
   in copy_present_ptes) or a VMA the child does not get (VM_DONTCOPY)
-  stops the preparation. Chih-En Lin's answer in the same exchange names
+  stops the preparation, and so does one it gets empty (VM_WIPEONFORK: the
+  thread does not discuss it; sharing the table would hand the child the
+  parent's pages). Chih-En Lin's answer in the same exchange names
   the cost: "it needs to duplicate the whole table and roll back (recover
   the state and copy it to new table)"; David: "Having pinned pages is a
   corner case [...] No need to worry about optimizing this corner case".
@@ -46,6 +48,11 @@ The thread (28-29 Sep 2022), and which choice follows which message:
   reference is gone the last sharer may reuse the table and change it in
   place, and a CPU of this mm still walking it would see that ("devil is
   in the detail (page table lock, TLB flushing)", <c12f848d-...>).
+* mremap breaks a shared table before moving it: move_ptes locks it to
+  change it, and a whole-table move (move_normal_pmd) breaks it first
+  (walk_pmd "mremap"), as v4 breaks it in move_page_tables; the table the
+  entries move into is broken too (pte_offset_map_rw_nolock), which v4 does
+  not do.
 * nothing modifies a shared table in place: every fault under a
   write-protected table pmd breaks first, and every path that locks a
   table to change it (pte_offset_map_lock) breaks a shared one first;
@@ -63,7 +70,7 @@ The thread (28-29 Sep 2022), and which choice follows which message:
 
 from __future__ import annotations
 
-from model.flags import EAGAIN, VM_DONTCOPY
+from model.flags import EAGAIN, VM_DONTCOPY, VM_WIPEONFORK
 from model.pgtable import Pmd, PtePointer, pmd_index, pmd_wrprotect, pte_index
 from model.variants import register
 from model.variants.cowpte.common import CowPteKernel
@@ -146,8 +153,8 @@ class CowPteRelaxed(CowPteKernel):
         sched = self.sched
         done = []
         for curr in self.vmas_in_table(src_mm, start):
-            if curr.vm_flags & VM_DONTCOPY:
-                return done, False                 # the child will not have this VMA
+            if curr.vm_flags & (VM_DONTCOPY | VM_WIPEONFORK):
+                return done, False                 # the child will not have these pages
             for a in range(max(start, curr.vm_start), min(end, curr.vm_end)):
                 await sched.point("copy_cow_pte_range:ptep_get")
                 p = PtePointer(table, pte_index(a))
@@ -249,6 +256,14 @@ class CowPteRelaxed(CowPteKernel):
         its reference is dropped."""
         await self.flush_tlb_mm_range(mm, start, end, True, "break_cow_pte:flush_tlb_range")
 
+    async def walk_pmd(self, walker: str, vma, addr: int) -> bool:
+        """mremap moves the old pmd (move_normal_pmd populates the new one writable): a
+        shared table is broken first. The other walkers lock the table, which breaks it
+        (pte_offset_map_lock below)."""
+        if walker == "mremap":
+            await self.break_cow_pte(vma.vm_mm, addr)
+        return True
+
     # -- nothing modifies a shared table in place ------------------------------------------
     async def pte_offset_map_lock(self, mm, addr: int, label: str, readonly: bool = False):
         """Every path that locks a table to change it breaks a shared one first; readers
@@ -266,6 +281,15 @@ class CowPteRelaxed(CowPteKernel):
             if ptep is None or readonly or pmd.write:
                 return ptep
             self.pte_unmap_unlock(ptep)            # fork shared it while we waited
+
+    async def pte_offset_map_rw_nolock(self, mm, addr: int):
+        """The table a caller will lock and change itself (move_ptes' destination, which
+        other VMAs of the table, forked, may share): broken first, as for
+        pte_offset_map_lock."""
+        pmd = mm.pmd[pmd_index(addr)]
+        if pmd is not None and not pmd.write and self._holds_mmap_lock(mm):
+            await self.break_cow_pte(mm, addr)
+        return await super().pte_offset_map_rw_nolock(mm, addr)
 
     async def cow_pte_rmap_shared(self, mm, addr: int) -> bool:
         """The rmap walk meets a shared table of ``mm``: break it (a non-blocking

@@ -27,7 +27,11 @@ Each method names the patch it follows (NN/14 is Message-Id
   free_pmd_range later drops the reference.
 * mprotect, clear_refs (soft-dirty) and rmap walks break first; a failed
   break skips the table silently (09/14, 12/14, 04/14); __split_vma breaks
-  at the split address (03/14).
+  at the split address (03/14); move_page_tables (mremap) breaks the old
+  table before moving it, ignoring the result ("TLB flush twice time
+  here?"), in the same patch as __split_vma's -- only the old one:
+  move_ptes writes into the new table even when fork shared it (it maps
+  other VMAs).
 * the walkers' pmd_bad checks accept a write-protected table pmd (03/14,
   08/14, 09/14); pmd_none_or_clear_bad itself (fork's fall-through,
   free_pmd_range) does not.
@@ -298,9 +302,10 @@ class CowPteV4(CowPteKernel):
         await super().free_pmd_range(tlb, mm, addr)
 
     async def walk_pmd(self, walker: str, vma, addr: int) -> bool:
-        """change_pte_range (09/14), clear_refs_pte_range soft-dirty (12/14) and
-        page_vma_mapped_walk with PVMW_BREAK_COW_PTE (04/14): break first; if that fails,
-        skip the table (mprotect and clear_refs report success regardless)."""
+        """change_pte_range (09/14), clear_refs_pte_range soft-dirty (12/14),
+        page_vma_mapped_walk with PVMW_BREAK_COW_PTE (04/14) and move_page_tables: break
+        first; if that fails, skip the table (mprotect and clear_refs report success
+        regardless; mremap moves it anyway)."""
         return not await self.break_cow_pte(vma, addr)
 
     async def split_vma(self, mm, vma, addr: int):

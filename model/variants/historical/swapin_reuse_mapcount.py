@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from model.oracles.errors import Accounting, KernelBug
 from model.flags import (FAULT_FLAG_WRITE, VM_FAULT_MAJOR, VM_FAULT_OOM, VM_FAULT_RETRY,
-                         VM_WRITE)
+                         VM_FAULT_SIGBUS, VM_WRITE)
 from model.kernel import Kernel
 from model.memory import VmFault, maybe_mkwrite, pte_needs_soft_dirty_wp
 from model.page import ANON
 from model.pgtable import mk_pte, pte_mkdirty, pte_mksoft_dirty, pte_mkwrite, pte_same
+from model.swap import SWP_STABLE_WRITES, SWP_SYNCHRONOUS_IO
 from model.variants import register
 from model.variants.historical.common import _ReuseSwapPage
 
@@ -34,8 +35,9 @@ class SwapinReuseMapcount(_ReuseSwapPage, Kernel):
     with its read-fault write-enable) is kept; v5.18's ``page_count == 1`` term is
     replaced by v5.17's reuse_swap_page on write faults; swap_free of the entry
     replaces folio_put_swap (the page may have left the swap cache already); the
-    post-map swap-cache freeing is v5.17's (never, with no memcg or mlock in the
-    model). do_wp_page is v7.0's.
+    post-map swap-cache freeing is v5.17's (only when swap is more than half full,
+    with no memcg or mlock in the model). Swap-in itself (the swap cache, zram)
+    and do_wp_page are v7.0's.
     """
 
     name = "swapin-reuse-mapcount"
@@ -63,9 +65,14 @@ class SwapinReuseMapcount(_ReuseSwapPage, Kernel):
         if entry not in self.swap_slots:
             # the entry was freed after our lockless read: the PTE changed, retry
             return 0
+        si = self.swap_info
         folio = self.swap_cache_get_folio(entry)
         if folio is None:
-            folio = await self.swapin_readahead(entry, "do_swap_page")
+            # Swapin bypasses readahead for SWP_SYNCHRONOUS_IO devices
+            if si.flags & SWP_SYNCHRONOUS_IO:
+                folio = await self.swapin_sync(entry, "do_swap_page")
+            else:
+                folio = await self.swapin_readahead(entry, "do_swap_page")
             if folio is None:
                 vmf.ptep = await self.pte_offset_map_lock(mm, vmf.address,
                                                           "do_swap_page:pte_offset_map_lock")
@@ -86,8 +93,11 @@ class SwapinReuseMapcount(_ReuseSwapPage, Kernel):
             self.folio_put(folio)
             return ret
         vmf.ptep = await self.pte_offset_map_lock(mm, vmf.address, "do_swap_page:pte_offset_map_lock")
-        if vmf.ptep is None or not pte_same(self.ptep_get(vmf.ptep), vmf.orig_pte):
+        if vmf.ptep is None or not pte_same(self.ptep_get(vmf.ptep), vmf.orig_pte) or \
+                not folio.uptodate:
             if vmf.ptep is not None:
+                if not folio.uptodate and pte_same(self.ptep_get(vmf.ptep), vmf.orig_pte):
+                    ret = VM_FAULT_SIGBUS
                 self.pte_unmap_unlock(vmf.ptep)
             # out_page
             if folio.swapcache:
@@ -105,6 +115,10 @@ class SwapinReuseMapcount(_ReuseSwapPage, Kernel):
         exclusive = vmf.orig_pte.swp_exclusive
         if folio is not swapcache:
             exclusive = True
+        elif exclusive and folio.writeback and si.flags & SWP_STABLE_WRITES:
+            # This is tricky: not all swap backends support concurrent page
+            # modifications while under writeback.
+            exclusive = False
         pte = mk_pte(folio)
         if vmf.orig_pte.soft_dirty:
             pte = pte_mksoft_dirty(pte)
@@ -135,7 +149,9 @@ class SwapinReuseMapcount(_ReuseSwapPage, Kernel):
                             pfn=folio.pfn, va=vmf.address)
         self.set_pte_at(mm, vmf.address, vmf.ptep, pte)
         # v5.17: try_to_free_swap() only if mem_cgroup_swap_full(), VM_LOCKED or
-        # PageMlocked() -- none of which the model has
+        # PageMlocked() -- of which the model has the first (vm_swap_full)
+        if self.vm_swap_full():
+            self.folio_free_swap(folio)
         self.folio_unlock(folio)
         if vmf.flags & FAULT_FLAG_WRITE:
             ret |= await self.do_wp_page(vmf)

@@ -38,7 +38,6 @@ class SwapoutPinned(SwapoutPinnedRace):
     async def shrink_folio(self, folio) -> bool:
         """mm/vmscan.c:shrink_page_list (v5.10) for one folio, on the v7.0 model's
         shrink_folio: add_to_swap() whether the page is pinned or not."""
-        sched = self.sched
         if not self.folio_trylock(folio):
             self._putback(folio)                                     # keep
             return False
@@ -60,19 +59,17 @@ class SwapoutPinned(SwapoutPinnedRace):
             return False
         if folio.dirty:
             await self.try_to_unmap_flush("shrink_folio_list:try_to_unmap_flush_dirty")
-            # pageout -> swap_writeout: write the contents, the folio is unlocked for IO
-            slot = self.swap_slots[folio.swap]
-            sched.log(slot, "data", slot.data, folio.data)
-            slot.data = folio.data
-            folio.dirty = False
-            sched.log(folio, "dirty", True, False)
-            self.folio_unlock(folio)
-            await sched.point("shrink_folio_list:after_pageout")
-            if folio.dirty or not self.folio_trylock(folio):
+            await self.pageout(folio)                                 # PAGE_SUCCESS
+            if folio.writeback or folio.dirty:
                 self._putback(folio)                                  # keep
                 return False
-            if folio.dirty:
-                self.folio_unlock(folio)
+            # A synchronous write - probably a ramdisk.  Go ahead and try to reclaim
+            # the folio.
+            if not self.folio_trylock(folio):
+                self._putback(folio)                                  # keep
+                return False
+            if folio.dirty or folio.writeback:
+                self.folio_unlock(folio)                              # keep_locked
                 self._putback(folio)
                 return False
         if not self._remove_mapping(folio):
