@@ -172,15 +172,18 @@ class Corpus:
         self.queue = Path(queue)
         self.warn = warn or (lambda msg: print(msg, file=sys.stderr))
         self.entries: list[str] = []     # canonical .cow texts, in the order they joined
-        self.hashes: set[str] = set()
+        self.hashes: set[str] = set()    # of ``entries``
+        self.seed_count = 0              # the first entries are the seeds
         self.write_error: str | None = None   # set once the queue could not be written
 
     def load(self) -> int:
         """Read the seeds, then the queue; a bad file costs one warning line."""
         _remove_leftovers(self.queue)
-        for folder in (self.seeds, self.queue):
-            if folder.is_dir():
-                self._load(folder)
+        if self.seeds.is_dir():
+            self._load(self.seeds)
+        self.seed_count = len(self.entries)
+        if self.queue.is_dir():
+            self._load(self.queue)
         return len(self.entries)
 
     def _load(self, folder: Path) -> None:
@@ -218,6 +221,24 @@ class Corpus:
                 self.warn(f"error: {self.write_error}; new corpus entries are kept in memory "
                           "only from now on")
         return True
+
+
+    def remove(self, hashes: set[str]) -> None:
+        """Drop queue entries (a distillation left them out): from memory, and their files."""
+        if not hashes:
+            return
+        kept = []
+        for i, text in enumerate(self.entries):
+            h = content_hash(text)
+            if i < self.seed_count or h not in hashes:
+                kept.append(text)
+                continue
+            self.hashes.discard(h)
+            try:
+                (self.queue / f"{h}.cow").unlink(missing_ok=True)
+            except OSError:
+                pass                         # read-only: the next distillation drops it again
+        self.entries = kept
 
 
 class CrashStore:
@@ -277,6 +298,13 @@ class CrashStore:
             raise disk_error(self.dir, exc) from None
         self.known[sig] = final
         return final
+
+    def write_index(self, text: str) -> None:
+        """index.html, the crash folder's index; DiskError if it cannot be written."""
+        try:
+            atomic_write(self.dir / "index.html", text, durable=False)
+        except OSError as exc:
+            raise disk_error(self.dir, exc) from None
 
     def update(self, sig: str, files: dict[str, str]) -> None:
         """Rewrite files of a crash folder, each atomically; DiskError if one cannot be."""
