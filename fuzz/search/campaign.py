@@ -247,9 +247,11 @@ class Campaign:
         self.stats.corpus = len(self.entry_log)
         on_disk = self.crashes.load()
         self.known = {sig: str(folder) for sig, folder in self.crashes.known.items()}
-        for sig, where in known_signatures([cfg.corpus_dir, *cfg.known], cfg.variant,
-                                           self.variant_cls, self.reporter.warning).items():
-            self.known.setdefault(sig, where)
+        # the seeds' expect lines (their bad files were reported by the corpus), --known
+        for sources, warn in (([cfg.corpus_dir], None), (cfg.known, self.reporter.warning)):
+            for sig, where in known_signatures(sources, cfg.variant, self.variant_cls,
+                                               warn).items():
+                self.known.setdefault(sig, where)
         self.reporter.start(cfg, loaded, on_disk, self.workers.describe(), self.stats,
                             len(self.known) - on_disk)
         self.stats.started = time.monotonic()
@@ -475,10 +477,11 @@ class Campaign:
         self.entry_log = seeds + queue
         self.stats.corpus = len(self.entry_log)
         self.stats.distilled += 1
-        if len(queue) > self.queue_bound // 2:         # not much smaller: distill less often
-            self.queue_bound = 2 * len(queue)
-        self.reporter.note(f"distilled the queue: {len(snapshot):,} -> {len(snapshot) - len(drop):,} "
-                           f"entries keep its {len(self.features):,} features")
+        kept_now = len(snapshot) - len(drop)
+        if kept_now > self.queue_bound // 2:           # not much smaller: distill less often
+            self.queue_bound = 2 * kept_now
+        self.reporter.note(f"distilled the queue: {len(snapshot):,} -> {kept_now:,} entries, "
+                           "every feature kept")
         for slot in self.slots:
             slot.reset = True                   # the next slice replaces each worker's corpus
 
