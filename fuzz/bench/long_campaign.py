@@ -86,11 +86,20 @@ def _queue_size(folder: Path) -> int:
         return 0
 
 
-def _busy_processes(mine: set[int]) -> list[str]:
-    """What else used the CPU (ps), for the report."""
-    out = subprocess.run(["ps", "-eo", "pid,pcpu,etime,comm", "--sort=-pcpu"],
-                         capture_output=True, text=True).stdout.splitlines()[1:12]
-    return [line.strip() for line in out if int(line.split()[0]) not in mine]
+def _descendants(pid: int) -> set[int]:
+    out = {pid}
+    for child in _children(pid):
+        out |= _descendants(child)
+    return out
+
+
+def _busy_processes() -> list[str]:
+    """What else used the CPU (ps: its share since it started), for the report."""
+    mine = _descendants(os.getpid())
+    out = subprocess.run(["ps", "-eo", "pid,pcpu,etime,args", "--sort=-pcpu"],
+                         capture_output=True, text=True).stdout.splitlines()[1:]
+    return [line.strip()[:100] for line in out
+            if int(line.split()[0]) not in mine and float(line.split()[1]) >= 5.0][:10]
 
 
 def fuzz_command(args, folder: Path, seconds: float) -> list[str]:
@@ -102,7 +111,8 @@ def fuzz_command(args, folder: Path, seconds: float) -> list[str]:
                                        else [])]
 
 
-def run_campaign(args, folder: Path) -> list[dict]:
+def run_campaign(args, folder: Path, busy: list) -> list[dict]:
+    """Samples of the campaign; ``busy`` gets what else ran, every ten minutes."""
     log = open(folder / "campaign.log", "w")
     start = time.monotonic()
     proc = subprocess.Popen(fuzz_command(args, folder, args.minutes * 60), stdout=log,
@@ -123,6 +133,8 @@ def run_campaign(args, folder: Path) -> list[dict]:
                 "queue_files": _queue_size(folder / "campaign" / "queue"),
                 "features": int(row.get("features", 0) or 0),
                 "rss_kb": roles, "load": os.getloadavg()[0]})
+            if len(samples) % max(1, int(600 / args.sample)) == 1:
+                busy.append({"t": samples[-1]["t"], "processes": _busy_processes()})
             if args.verbose:
                 print(json.dumps(samples[-1]), flush=True)
         time.sleep(max(0.0, min(1.0, next_sample - time.monotonic())))
@@ -162,14 +174,15 @@ def restart(args, folder: Path) -> dict:
 def summarize(args, folder: Path, samples: list[dict], again: dict) -> dict:
     with open(folder / "crashes" / "plot_data.csv") as f:
         rows = list(csv.DictReader(f))
-    n = len(samples)
+    running = [s for s in samples if s["rss_kb"]["worker"]]     # not starting nor ending
+    n = len(running)
     quarter = max(1, n // 4)
 
     def peak(part, role):
-        return max((max(s["rss_kb"][role], default=0) for s in part), default=0)
+        return max((max(s["rss_kb"][role]) for s in part if s["rss_kb"][role]), default=0)
 
-    memory = {role: {"first_quarter_mb": round(peak(samples[:quarter], role) / 1024, 1),
-                     "last_quarter_mb": round(peak(samples[-quarter:], role) / 1024, 1)}
+    memory = {role: {"first_quarter_mb": round(peak(running[:quarter], role) / 1024, 1),
+                     "last_quarter_mb": round(peak(running[-quarter:], role) / 1024, 1)}
               for role in ("coordinator", "worker", "libfuzzer")}
     last_minute = int(float(rows[-1]["seconds"]) // 60) if rows else 0
     return {"variant": args.variant, "strategy": args.strategy, "jobs": args.jobs,
@@ -217,12 +230,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="cowfuzz-long-"))
     (folder / "corpus").mkdir(parents=True, exist_ok=True)
-    busy_before = _busy_processes({os.getpid()})
-    samples = run_campaign(args, folder)
-    busy_after = _busy_processes({os.getpid()})
+    busy_before = _busy_processes()
+    samples = run_campaign(args, folder, busy := [])
+    busy_after = _busy_processes()
     again = restart(args, folder)
     summary = summarize(args, folder, samples, again)
-    summary["other_processes"] = {"before": busy_before, "after": busy_after}
+    summary["other_processes"] = {"before": busy_before, "during": busy, "after": busy_after}
     print(json.dumps(summary, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps({"summary": summary, "samples": samples},

@@ -9,14 +9,15 @@ content hash. Deterministic: the same corpus gives the same subset, in any
 order, in any process.
 
 ``cowfuzz corpus minimize DIR`` runs it on a folder; a campaign runs it in a
-process of its own (``Distiller``) whenever its queue passes a bound, and
-always keeps its seeds (the curated corpus): the cover starts from what they
-reach.
+process of its own (``Distiller``, at the lowest CPU priority: upkeep must
+not slow the workers) whenever its queue passes a bound, and always keeps
+its seeds (the curated corpus): the cover starts from what they reach.
 """
 
 from __future__ import annotations
 
 import heapq
+import os
 import multiprocessing
 from dataclasses import dataclass
 
@@ -96,6 +97,7 @@ def distiller_main(variant: str, designs: tuple, workdir: str, conn) -> None:
     die_with_parent(parent.pid if parent is not None else None)
     ignore_ctrl_c()
     use_tmpdir(workdir)
+    os.nice(19)                    # upkeep: the workers' CPU comes first
     from model.variants import get_variant, load_designs
     load_designs(designs)
     variant_cls = get_variant(variant)

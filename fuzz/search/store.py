@@ -183,13 +183,26 @@ class Corpus:
             self._load(self.seeds)
         self.seed_count = len(self.entries)
         if self.queue.is_dir():
-            self._load(self.queue)
+            self._load(self.queue, named_by_hash=True)
         return len(self.entries)
 
-    def _load(self, folder: Path) -> None:
+    def _load(self, folder: Path, named_by_hash: bool = False) -> None:
+        """``named_by_hash``: a file whose text hashes to its name is the canonical text
+        the campaign wrote (taken as it is: a restart reads a large queue in a moment);
+        any other is parsed."""
         for path in sorted(folder.rglob("*.cow")):
             if path.name.startswith("."):
                 continue
+            if named_by_hash:
+                try:
+                    text = read_input(path)
+                except (ParseError, OSError):
+                    text = None
+                if text is not None and content_hash(text) == path.stem:
+                    if path.stem not in self.hashes:
+                        self.hashes.add(path.stem)
+                        self.entries.append(text)
+                    continue
             try:
                 program = read_program(path)
             except ParseError as exc:
