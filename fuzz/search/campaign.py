@@ -1,14 +1,23 @@
 """The campaign coordinator: ``cowfuzz fuzz``.
 
 The coordinator owns the campaign folder (fuzz/search/store.py: the queue,
-the scratch space, the workers' journals) and the crash folder, and is the
-only writer of the queue and the crash folders. Workers
-(fuzz/search/worker.py, one process per job) run time slices and send back
-new corpus entries, violations and statistics; each slot keeps a cursor
-into the campaign's entry log and feature log, so a slice request carries
-only what that worker has not seen (syzkaller's hub). Messages are plain
-data over one connection per worker: a distributed engine can take the
-place of the local processes without changing either side.
+the scratch space, the workers' journals, the counters) and the crash
+folder, and is the only writer of the queue and the crash folders. Workers
+(fuzz/search/worker.py) run time slices and send back new corpus entries,
+violations and statistics; each slot keeps a cursor into the campaign's
+entry log and feature log, so a slice request carries only what that worker
+has not seen (syzkaller's hub), and a worker that has seen nothing (new,
+restarted, or after a distillation) gets the whole corpus. The messages are
+plain data; what carries them -- local processes, or Ray actors across a
+cluster -- is behind one small interface (fuzz/search/transport.py).
+
+A campaign goes on across runs: its counters, coverage and hit counts are
+saved every few seconds (fuzz/search/state.py) and a resumed run starts
+from them. Its queue stays bounded: past ``--max-queue`` entries it is
+distilled in the background (fuzz/search/distill.py). A finding is new
+unless its signature is known -- the crash folder's, the seed corpus's
+``expect`` lines', ``--known``'s (fuzz/triage/known.py) -- which is what
+``--fail-on new`` asks about.
 
 A violation ends the worker's slice, so it arrives within moments of its
 finding. Its first occurrence per signature is replayed here, written
