@@ -126,3 +126,16 @@ def test_a_campaign_distills_its_queue_past_its_bound(tmp_path):
     done = fuzzing.out[-1]
     corpus = int(done.split("corpus ", 1)[1].split()[0].replace(",", ""))
     assert len(list((tmp_path / "campaign" / "queue").glob("*.cow"))) == corpus
+
+
+def test_a_restart_past_the_bound_fuzzes_from_the_seeds_while_it_distills(tmp_path):
+    args = fuzz_args(tmp_path, "--variant", "upstream", "--strategy", "random", "--seed", 1,
+                     "--slice", 1)
+    first = Fuzzing(tmp_path, *args, "--time", 6)
+    assert first.finish() == 0, first.stderr
+    queued = len(list((tmp_path / "campaign" / "queue").glob("*.cow")))
+    again = Fuzzing(tmp_path, *args, "--time", 6, "--max-queue", 20)
+    assert again.finish() == 0, again.stderr
+    err = again.stderr
+    assert f"distilling the queue: {queued:,} entries" in err
+    assert err.index("distilling the queue") < err.index("fuzzing: first executions")

@@ -244,6 +244,7 @@ class Campaign:
                     self.minimizer.stop()
                 if self.distiller is not None:
                     self.distiller.stop()
+                self.corpus.close()
                 self.crashes.unlock()
                 self.folder.close()
 

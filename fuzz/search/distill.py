@@ -9,8 +9,8 @@ content hash. Deterministic: the same corpus gives the same subset, in any
 order, in any process.
 
 ``cowfuzz corpus minimize DIR`` runs it on a folder; a campaign runs it in a
-process of its own (``Distiller``, at the lowest CPU priority: upkeep must
-not slow the workers) whenever its queue passes a bound, and always keeps
+process of its own (``Distiller``, at a lower CPU priority than the
+workers) whenever its queue passes a bound, and always keeps
 its seeds (the curated corpus): the cover starts from what they reach.
 """
 
@@ -88,6 +88,9 @@ def distill_texts(texts: list[str], seeds: list[str], variant_cls) -> list[str]:
 
 # -- in the background of a campaign ----------------------------------------------------------
 _MP = multiprocessing.get_context("spawn")
+#: the distiller's niceness: below the workers, but not so low that a loaded machine
+#: starves it (at 19, on a machine busy with other work, the queue outgrew it)
+DISTILLER_NICE = 5
 
 
 def distiller_main(variant: str, designs: tuple, workdir: str, conn) -> None:
@@ -97,7 +100,7 @@ def distiller_main(variant: str, designs: tuple, workdir: str, conn) -> None:
     die_with_parent(parent.pid if parent is not None else None)
     ignore_ctrl_c()
     use_tmpdir(workdir)
-    os.nice(19)                    # upkeep: the workers' CPU comes first
+    os.nice(DISTILLER_NICE)
     from model.variants import get_variant, load_designs
     load_designs(designs)
     variant_cls = get_variant(variant)

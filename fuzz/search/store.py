@@ -34,6 +34,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from fuzz.triage.signature import signature_slug
@@ -174,6 +175,7 @@ class Corpus:
         self.entries: list[str] = []     # canonical .cow texts, in the order they joined
         self.hashes: set[str] = set()    # of ``entries``
         self.seed_count = 0              # the first entries are the seeds
+        self.unlinker = Unlinker()
         self.write_error: str | None = None   # set once the queue could not be written
 
     def load(self) -> int:
@@ -237,21 +239,58 @@ class Corpus:
 
 
     def remove(self, hashes: set[str]) -> None:
-        """Drop queue entries (a distillation left them out): from memory, and their files."""
+        """Drop queue entries (a distillation left them out): from memory at once, their
+        files in the background (``Unlinker``: on a disk that discards freed blocks,
+        thousands of unlinks take many seconds)."""
         if not hashes:
             return
-        kept = []
+        kept, gone = [], []
         for i, text in enumerate(self.entries):
             h = content_hash(text)
             if i < self.seed_count or h not in hashes:
                 kept.append(text)
                 continue
             self.hashes.discard(h)
-            try:
-                (self.queue / f"{h}.cow").unlink(missing_ok=True)
-            except OSError:
-                pass                         # read-only: the next distillation drops it again
+            gone.append(self.queue / f"{h}.cow")
         self.entries = kept
+        self.unlinker.unlink(gone)
+
+    def close(self) -> None:
+        """Wait for the files being removed (else the next run would load them again)."""
+        self.unlinker.join()
+
+
+class Unlinker:
+    """Removes files in a thread of its own; ``join`` waits for the last of them."""
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._paths: list[Path] = []
+        self._lock = threading.Lock()
+
+    def unlink(self, paths: list[Path]) -> None:
+        with self._lock:
+            self._paths.extend(paths)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="cowfuzz-unlink",
+                                                daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._paths:
+                    return
+                batch, self._paths = self._paths, []
+            for path in batch:
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:
+                    pass                     # read-only: the next distillation drops it again
+
+    def join(self) -> None:
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join()
 
 
 class CrashStore:
@@ -340,10 +379,11 @@ class CampaignFolder:
         self.work = self.dir / "work"
         self.found = self.dir / "found"
         self._lock = FolderLock(self.dir, "campaign folder")
+        self._trash: threading.Thread | None = None
 
     def open(self) -> None:
         self._lock.acquire()
-        shutil.rmtree(self.work, ignore_errors=True)
+        self._clear_work()
         for folder in (self.dir, self.queue, self.found):
             check_writable(folder)
         try:
@@ -353,7 +393,27 @@ class CampaignFolder:
 
     def close(self) -> None:
         shutil.rmtree(self.work, ignore_errors=True)
+        if self._trash is not None:
+            self._trash.join()
         self._lock.release()
+
+    def _clear_work(self) -> None:
+        """A killed campaign's ``work/`` (libFuzzer's corpora: thousands of files) is moved
+        aside and removed while this campaign starts, not before."""
+        self._trash = None
+        old = sorted(self.dir.glob(".trash-work-*")) if self.dir.is_dir() else []
+        if self.work.exists():
+            aside = self.dir / f".trash-work-{os.getpid()}-{len(old)}"
+            try:
+                os.rename(self.work, aside)
+                old.append(aside)
+            except OSError:
+                shutil.rmtree(self.work, ignore_errors=True)
+        if old:
+            self._trash = threading.Thread(
+                target=lambda: [shutil.rmtree(p, ignore_errors=True) for p in old],
+                name="cowfuzz-trash", daemon=True)
+            self._trash.start()
 
     def journal(self, slot: int) -> Path:
         """The append-only file where worker ``slot`` writes each finding before sending it."""

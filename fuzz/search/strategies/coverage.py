@@ -33,6 +33,8 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from fuzz.program.bytecodec import decode, encode
@@ -67,7 +69,7 @@ class LibFuzzer:
         self.session = session
         self.workdir = Path(session.workdir)
         self.dir = self.workdir / "libfuzzer-corpus"
-        shutil.rmtree(self.dir, ignore_errors=True)       # a previous libFuzzer's
+        _remove_in_background(self.dir)                   # a previous libFuzzer's
         for old in [*self.workdir.glob("libfuzzer-*.log"), *self.workdir.glob("results-*.jsonl")]:
             old.unlink(missing_ok=True)
         self.dir.mkdir(parents=True)
@@ -184,6 +186,21 @@ class LibFuzzer:
             self.session.record(record["oracle"], record["signature"], program,
                                 run=max(0, record.get("run", 0) - self.slice_base),
                                 at=record.get("monotonic"))
+
+
+def _remove_in_background(folder: Path) -> None:
+    """Move ``folder`` aside and remove it in a thread: thousands of unlinks can take many
+    seconds (a disk that discards freed blocks), which would be a pause in fuzzing."""
+    if not folder.exists():
+        return
+    trash = folder.with_name(f".trash-{folder.name}-{time.monotonic_ns()}")
+    try:
+        os.rename(folder, trash)
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    threading.Thread(target=shutil.rmtree, args=(trash, True), name="cowfuzz-trash",
+                     daemon=True).start()
 
 
 def _tail(path: Path, n: int) -> bytes:
