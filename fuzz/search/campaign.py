@@ -307,6 +307,7 @@ class Campaign:
     def _resume(self) -> None:
         """The counters and coverage of the campaign's earlier runs."""
         counters, lines, features = self.state.load()
+        counters.resumed += counters.seconds > 0
         self.counters = counters
         st = self.stats
         st.before_seconds, st.before_runs = counters.seconds, counters.runs
