@@ -1,6 +1,7 @@
 """The cowfuzz command line.
 
-    cowfuzz fuzz [--variant V] [--strategy S] [--time SEC] [--runs N] [--jobs N] ...
+    cowfuzz fuzz [--variant V] [--strategy S] [--time SEC] [--runs N] [--jobs N]
+                 [--cluster ADDRESS|auto] [--fail-on any|new] [--known PATH...] ...
                                                  run a campaign
     cowfuzz run FILE|DIR|TOKEN... [--variant V]   replay programs, print trace and verdict
     cowfuzz minimize FILE|TOKEN [-o OUT] [--variant V]
@@ -9,6 +10,10 @@
                                                  every schedule up to K preemptions
     cowfuzz corpus add CRASHDIR|FILE|TOKEN DEST [--expect clean|ORACLE]
                                                  keep a finding as a regression test
+    cowfuzz corpus minimize DIR [-o OUT] [--variant V]
+                                                 the smallest subset keeping every feature
+    cowfuzz corpus stats DIR [--variant V]       entries, sizes, features of a corpus
+    cowfuzz crashes DIR [--html OUT]             the crash folders, grouped, newest first
     cowfuzz bench [--variants V...] [--strategies S...] [--trials N] [--budget SEC]
                                                  the bug benchmark
     cowfuzz report FILE|TOKEN -o OUT.html        the HTML report of a run
@@ -17,7 +22,8 @@
     cowfuzz strategies                           list the search strategies
     cowfuzz --version
 
-Exit status: 0 clean (``minimize``, ``corpus add``: done), 1 a violation, a model
+Exit status: 0 clean (``minimize``, ``corpus``, ``crashes``: done), 1 a violation
+(``fuzz --fail-on new``: a violation no known signature has), a model
 error or a verdict other than the ``expect`` line's (``corpus add``: not the
 recorded verdict), 2 bad usage or input, a folder that cannot be written, or a
 campaign that ran nothing; 130 (SIGINT) or 143 (SIGTERM) when interrupted.
@@ -39,6 +45,8 @@ DEFAULT_VARIANT = "cowpte-rfc2"
 MAX_ERROR_LINE = 1000
 #: explore's default time cap, seconds
 EXPLORE_SECONDS = 120.0
+#: a campaign distills its queue when it holds more entries than this (--max-queue)
+DEFAULT_MAX_QUEUE = 10_000
 
 
 class UsageError(Exception):
@@ -179,34 +187,47 @@ def cmd_fuzz(args) -> int:
     if args.strategy not in STRATEGIES:
         raise UsageError(f"unknown strategy {args.strategy!r} (known: {', '.join(STRATEGIES)})")
     _positive_seconds(time=args.time, slice=args.slice, minimize_time=args.minimize_time)
-    for flag, value in (("--runs", args.runs), ("--jobs", args.jobs)):
+    for flag, value in (("--runs", args.runs), ("--jobs", args.jobs),
+                        ("--max-queue", args.max_queue)):
         if value is not None and value <= 0:
             raise UsageError(f"{flag} must be positive")
+    if args.cluster is not None:
+        from fuzz.search.cluster import INSTALL_HINT
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise UsageError(INSTALL_HINT) from None
+    for path in args.known or ():
+        if not Path(path).exists():
+            raise UsageError(f"--known {path}: no such file or folder")
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     slug = variant_cls.name
     seconds = args.time if args.time is not None else (None if args.runs else 60.0)
     config = CampaignConfig(
         variant=variant_cls.name, designs=_declared_specs(),
         strategy=args.strategy, seconds=seconds, runs=args.runs,
-        jobs=args.jobs, seed=seed,
+        jobs=args.jobs if args.jobs is not None or args.cluster else 1, seed=seed,
+        cluster=args.cluster, max_queue=args.max_queue, known=tuple(args.known or ()),
         corpus_dir=Path(args.corpus) if args.corpus else Path("corpus") / slug,
         crashes_dir=Path(args.crashes) if args.crashes else Path("crashes") / slug,
         campaign_dir=Path(args.campaign) if args.campaign else Path("campaigns") / slug,
         slice_seconds=args.slice, minimize_seconds=args.minimize_time,
         stop_on_crash=args.stop_on_crash)
+    from fuzz.search.cluster import ClusterError
     from fuzz.search.store import Busy, DiskError
     try:
         stats = Campaign(config, Reporter(quiet=args.quiet)).run()
-    except (Busy, DiskError) as exc:
+    except (Busy, DiskError, ClusterError) as exc:
         raise UsageError(str(exc)) from None
     if stats.interrupted is not None:
         return 128 + stats.interrupted
-    if stats.violations:
+    if stats.found_new if args.fail_on == "new" else stats.found_now:
         return EXIT_FOUND
     if stats.runs == 0:
         cpus = os.cpu_count() or 1
-        why = (f"{args.jobs} jobs on {cpus} CPUs: the workers were still starting"
-               if args.jobs > cpus else "the workers did not start in time")
+        jobs = config.jobs or 1
+        why = (f"{jobs} jobs on {cpus} CPUs: the workers were still starting"
+               if jobs > cpus and not args.cluster else "the workers did not start in time")
         print(f"cowfuzz: error: the campaign ran no program ({why}); nothing was tested",
               file=sys.stderr)
         return EXIT_USAGE
@@ -378,6 +399,121 @@ def _regression_path(dest: Path, name: str, program) -> tuple[Path, str]:
     raise UsageError(f"{dest}: no free name for {name}")
 
 
+def _corpus_files(folder: str) -> list:
+    """(path, program) of every .cow below a folder; one line if it is not one."""
+    from fuzz.program.textcodec import ParseError, read_program
+    path = Path(folder)
+    if not path.is_dir():
+        raise UsageError(f"{path}: not a folder")
+    out = []
+    for f in sorted(p for p in path.rglob("*.cow") if not p.name.startswith(".")):
+        try:
+            out.append((f, read_program(f)))
+        except ParseError as exc:
+            print(f"cowfuzz: warning: skipping {exc}", file=sys.stderr)
+        except OSError as exc:
+            print(f"cowfuzz: warning: skipping {f}: {exc.strerror or exc}", file=sys.stderr)
+    return out
+
+
+def _measured(args):
+    """Every file of ``args.dir`` run once with features: [(path, Entry)], by design."""
+    from fuzz.program.replay_design import replay_design
+    from fuzz.program.textcodec import format_program
+    from fuzz.search.distill import Entry, measure
+    _declare(args)
+    forced = _user_variant(args.variant).name if args.variant else None
+    measured, seen = [], set()
+    for path, program in _corpus_files(args.dir):
+        text = format_program(program)
+        if text in seen:
+            continue                 # the same program twice: one entry
+        seen.add(text)
+        name = forced or replay_design(program)
+        entry = measure(str(path), program, text, _variant(name, str(path)))
+        # features are per design: a folder may hold several
+        measured.append((path, Entry(entry.key, entry.size,
+                                     frozenset((name, f) for f in entry.features))))
+    return measured
+
+
+def cmd_corpus_minimize(args) -> int:
+    import shutil
+    from fuzz.search.distill import greedy_cover
+    measured = _measured(args)
+    kept = {e.key for e in greedy_cover([e for _, e in measured])}
+    features = set().union(*(e.features for _, e in measured)) if measured else set()
+    files = [p for p in sorted(Path(args.dir).rglob("*.cow")) if not p.name.startswith(".")]
+    if args.output:
+        out = Path(args.output)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for path, _ in measured:
+                if str(path) in kept:
+                    dest = out / path.relative_to(args.dir)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, dest)
+        except OSError as exc:
+            raise UsageError(f"{out}: cannot write: {exc.strerror or exc}") from None
+        where = f"copied to {out}"
+    else:
+        try:
+            for path in files:
+                if str(path) not in kept:
+                    path.unlink()
+        except OSError as exc:
+            raise UsageError(f"{args.dir}: cannot remove {exc.filename}: "
+                             f"{exc.strerror or exc}") from None
+        where = f"the other {len(files) - len(kept):,} removed"
+    print(f"{args.dir}: kept {len(kept):,} of {len(files):,} files, every one of their "
+          f"{len(features):,} features; {where}")
+    return EXIT_CLEAN
+
+
+def cmd_corpus_stats(args) -> int:
+    from fuzz.search.distill import greedy_cover
+    measured = _measured(args)
+    files = [p for p in Path(args.dir).rglob("*.cow") if not p.name.startswith(".")]
+    if not measured:
+        print(f"{args.dir}: {len(files)} .cow files, none readable")
+        return EXIT_CLEAN
+    ops = sorted(e.size[0] for _, e in measured)
+    sched = sorted(e.size[1] for _, e in measured)
+    features = set().union(*(e.features for _, e in measured))
+    designs = sorted({d for _, e in measured for d, _f in e.features})
+    cover = greedy_cover([e for _, e in measured])
+    size = sum(p.stat().st_size for p in files)
+
+    def spread(xs):
+        return f"median {xs[len(xs) // 2]}, max {xs[-1]}"
+
+    print("\n".join([
+        f"{args.dir}: {len(files):,} .cow files ({size / 1024:,.0f} KiB), {len(measured):,} "
+        f"distinct programs on {', '.join(designs) or '-'}",
+        f"  operations       {spread(ops)}",
+        f"  schedule length  {spread(sched)}",
+        f"  features         {len(features):,}",
+        f"  minimized        {len(cover):,} entries keep every feature (cowfuzz corpus minimize)"]))
+    return EXIT_CLEAN
+
+
+def cmd_crashes(args) -> int:
+    from fuzz.triage.crash_index import read_crashes, render_index_html, render_summary
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: not a folder (a crash folder, e.g. crashes/<variant>)")
+    entries = read_crashes(folder)
+    sys.stdout.write(render_summary(entries, folder))
+    if args.html:
+        from fuzz.search.store import atomic_write
+        try:
+            atomic_write(Path(args.html), render_index_html(entries, f"crashes in {folder}"))
+        except OSError as exc:
+            raise UsageError(f"{args.html}: {exc.strerror or exc}") from None
+        print(f"wrote {args.html}")
+    return EXIT_CLEAN
+
+
 def cmd_plot(args) -> int:
     folder = Path(args.dir)
     if not (folder / "plot_data.csv").is_file():
@@ -453,7 +589,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the whole campaign, minimization included, in seconds (default 60, "
                          "or none when --runs is given)")
     fz.add_argument("--runs", type=int, metavar="N", help="stop after N executions")
-    fz.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes")
+    fz.add_argument("--jobs", type=int, metavar="N",
+                    help="workers (default 1; on a cluster, one per CPU of the cluster)")
+    fz.add_argument("--cluster", metavar="ADDRESS|auto",
+                    help="run the workers as Ray actors on this Ray cluster (pip install "
+                         "'cowfuzz[ray]'; see the README, 'Running on a cluster')")
     fz.add_argument("--seed", type=int, metavar="N", help="campaign seed (default: random, printed)")
     fz.add_argument("--corpus", metavar="DIR",
                     help="seed corpus, only read (default corpus/<variant>)")
@@ -467,6 +607,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="time cap of each minimization (default 60)")
     fz.add_argument("--stop-on-crash", action="store_true",
                     help="end the campaign after the first new violation")
+    fz.add_argument("--fail-on", choices=("any", "new"), default="any",
+                    help="exit 1 for any violation found (default), or only for one whose "
+                         "signature is not known (the crash folder's, the seed corpus's expect "
+                         "lines, --known)")
+    fz.add_argument("--known", nargs="+", metavar="PATH",
+                    help="crash folders and regression corpora (.cow files with expect lines) "
+                         "whose signatures are known")
+    fz.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE, metavar="N",
+                    help=f"distill the campaign's queue when it holds more than N entries "
+                         f"(default {DEFAULT_MAX_QUEUE:,})")
     fz.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     fz.set_defaults(func=cmd_fuzz)
     mn = sub.add_parser("minimize", help="shrink a failing program, keeping its signature", parents=parents)
@@ -512,6 +662,23 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--variant", help="default: the token's variant, else the file's found-on, "
                      "else its first expect line")
     add.set_defaults(func=cmd_corpus_add)
+    cmin = cps.add_parser("minimize", parents=parents,
+                          help="the smallest subset of a corpus keeping every feature")
+    cmin.add_argument("dir", metavar="DIR", help="a folder of .cow files")
+    cmin.add_argument("-o", "--output", metavar="OUT",
+                      help="copy the subset here (default: remove the rest from DIR)")
+    cmin.add_argument("--variant", help="run every file on this design (default: each file's "
+                      "found-on, else its first expect line, else upstream)")
+    cmin.set_defaults(func=cmd_corpus_minimize)
+    cst = cps.add_parser("stats", parents=parents, help="entries, sizes and features of a corpus")
+    cst.add_argument("dir", metavar="DIR", help="a folder of .cow files")
+    cst.add_argument("--variant", help="as for minimize")
+    cst.set_defaults(func=cmd_corpus_stats)
+    cr = sub.add_parser("crashes", help="a crash folder's findings, grouped by oracle and "
+                        "message, newest first")
+    cr.add_argument("dir", metavar="DIR", help="a crash folder, e.g. crashes/<variant>")
+    cr.add_argument("--html", metavar="OUT.html", help="also write the index page here")
+    cr.set_defaults(func=cmd_crashes)
     pl = sub.add_parser("plot", help="draw a campaign's progress (campaign.png)")
     pl.add_argument("dir", help="the campaign folder (the crash folder, e.g. crashes/<variant>)")
     pl.add_argument("-o", "--output", help="default: DIR/campaign.png")

@@ -34,6 +34,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from fuzz.triage.signature import signature_slug
@@ -172,21 +173,38 @@ class Corpus:
         self.queue = Path(queue)
         self.warn = warn or (lambda msg: print(msg, file=sys.stderr))
         self.entries: list[str] = []     # canonical .cow texts, in the order they joined
-        self.hashes: set[str] = set()
+        self.hashes: set[str] = set()    # of ``entries``
+        self.seed_count = 0              # the first entries are the seeds
+        self.unlinker = Unlinker()
         self.write_error: str | None = None   # set once the queue could not be written
 
     def load(self) -> int:
         """Read the seeds, then the queue; a bad file costs one warning line."""
         _remove_leftovers(self.queue)
-        for folder in (self.seeds, self.queue):
-            if folder.is_dir():
-                self._load(folder)
+        if self.seeds.is_dir():
+            self._load(self.seeds)
+        self.seed_count = len(self.entries)
+        if self.queue.is_dir():
+            self._load(self.queue, named_by_hash=True)
         return len(self.entries)
 
-    def _load(self, folder: Path) -> None:
+    def _load(self, folder: Path, named_by_hash: bool = False) -> None:
+        """``named_by_hash``: a file whose text hashes to its name is the canonical text
+        the campaign wrote (taken as it is: a restart reads a large queue in a moment);
+        any other is parsed."""
         for path in sorted(folder.rglob("*.cow")):
             if path.name.startswith("."):
                 continue
+            if named_by_hash:
+                try:
+                    text = read_input(path)
+                except (ParseError, OSError):
+                    text = None
+                if text is not None and content_hash(text) == path.stem:
+                    if path.stem not in self.hashes:
+                        self.hashes.add(path.stem)
+                        self.entries.append(text)
+                    continue
             try:
                 program = read_program(path)
             except ParseError as exc:
@@ -218,6 +236,61 @@ class Corpus:
                 self.warn(f"error: {self.write_error}; new corpus entries are kept in memory "
                           "only from now on")
         return True
+
+
+    def remove(self, hashes: set[str]) -> None:
+        """Drop queue entries (a distillation left them out): from memory at once, their
+        files in the background (``Unlinker``: on a disk that discards freed blocks,
+        thousands of unlinks take many seconds)."""
+        if not hashes:
+            return
+        kept, gone = [], []
+        for i, text in enumerate(self.entries):
+            h = content_hash(text)
+            if i < self.seed_count or h not in hashes:
+                kept.append(text)
+                continue
+            self.hashes.discard(h)
+            gone.append(self.queue / f"{h}.cow")
+        self.entries = kept
+        self.unlinker.unlink(gone)
+
+    def close(self) -> None:
+        """Wait for the files being removed (else the next run would load them again)."""
+        self.unlinker.join()
+
+
+class Unlinker:
+    """Removes files in a thread of its own; ``join`` waits for the last of them."""
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._paths: list[Path] = []
+        self._lock = threading.Lock()
+
+    def unlink(self, paths: list[Path]) -> None:
+        with self._lock:
+            self._paths.extend(paths)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="cowfuzz-unlink",
+                                                daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._paths:
+                    return
+                batch, self._paths = self._paths, []
+            for path in batch:
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:
+                    pass                     # read-only: the next distillation drops it again
+
+    def join(self) -> None:
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join()
 
 
 class CrashStore:
@@ -278,6 +351,13 @@ class CrashStore:
         self.known[sig] = final
         return final
 
+    def write_index(self, text: str) -> None:
+        """index.html, the crash folder's index; DiskError if it cannot be written."""
+        try:
+            atomic_write(self.dir / "index.html", text, durable=False)
+        except OSError as exc:
+            raise disk_error(self.dir, exc) from None
+
     def update(self, sig: str, files: dict[str, str]) -> None:
         """Rewrite files of a crash folder, each atomically; DiskError if one cannot be."""
         folder = self.known.get(sig) or self.folder(sig)
@@ -299,10 +379,11 @@ class CampaignFolder:
         self.work = self.dir / "work"
         self.found = self.dir / "found"
         self._lock = FolderLock(self.dir, "campaign folder")
+        self._trash: threading.Thread | None = None
 
     def open(self) -> None:
         self._lock.acquire()
-        shutil.rmtree(self.work, ignore_errors=True)
+        self._clear_work()
         for folder in (self.dir, self.queue, self.found):
             check_writable(folder)
         try:
@@ -312,7 +393,27 @@ class CampaignFolder:
 
     def close(self) -> None:
         shutil.rmtree(self.work, ignore_errors=True)
+        if self._trash is not None:
+            self._trash.join()
         self._lock.release()
+
+    def _clear_work(self) -> None:
+        """A killed campaign's ``work/`` (libFuzzer's corpora: thousands of files) is moved
+        aside and removed while this campaign starts, not before."""
+        self._trash = None
+        old = sorted(self.dir.glob(".trash-work-*")) if self.dir.is_dir() else []
+        if self.work.exists():
+            aside = self.dir / f".trash-work-{os.getpid()}-{len(old)}"
+            try:
+                os.rename(self.work, aside)
+                old.append(aside)
+            except OSError:
+                shutil.rmtree(self.work, ignore_errors=True)
+        if old:
+            self._trash = threading.Thread(
+                target=lambda: [shutil.rmtree(p, ignore_errors=True) for p in old],
+                name="cowfuzz-trash", daemon=True)
+            self._trash.start()
 
     def journal(self, slot: int) -> Path:
         """The append-only file where worker ``slot`` writes each finding before sending it."""

@@ -28,7 +28,7 @@ import traceback
 from dataclasses import asdict, replace
 
 from fuzz.search.procs import die_with_parent, release_signals, use_tmpdir
-from fuzz.search.session import Session
+from fuzz.search.session import Session, SliceResult
 from fuzz.search.strategies import STRATEGIES
 
 
@@ -84,43 +84,61 @@ def worker_main(slot: int, variant: str, designs: tuple, workdir: str, conn,
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    strategy = None
+    runner = None
     try:
         release_signals()
-        from model.variants import get_variant, load_designs
-        load_designs(designs)
-        session = Session(get_variant(variant), variant, workdir)
-        state["session"] = session
-        session.on_heartbeat = lambda beat: conn.send(replace(beat, slot=slot))
-        record = Journal(journal, slot)
-        while not session.stopping:
+        runner = SliceRunner(slot, variant, designs, workdir, journal)
+        state["session"] = runner.session
+        runner.session.on_heartbeat = lambda beat: conn.send(replace(beat, slot=slot))
+        while not runner.session.stopping:
             req = conn.recv()
             if req is None:
                 return
             state["in_slice"] = True
-            session.on_found = lambda found, req=req: record.write(found, req)
-            info = STRATEGIES[req.strategy]
-            if strategy is None:                # one strategy object for the worker's life
-                strategy = info.create(session, req.options)
-            run_slice(session, strategy, info, req, slot)
-            if record.error is not None:
-                session.errors.append(record.error)
-                record.error, record.path = None, None    # said once; no journal from now on
-            conn.send(session.result(slot))
+            conn.send(runner.run(req))
             state["in_slice"] = False
     except (_Stop, EOFError, BrokenPipeError, ConnectionResetError):
         return                                  # stopped, or the coordinator is gone
     finally:
         state["leaving"] = True                 # a second signal changes nothing now
-        if strategy is not None:
-            strategy.close()
+        if runner is not None:
+            runner.close()
 
 
-def run_slice(session, strategy, info, req, slot: int) -> None:
-    """One slice: take in what the campaign found elsewhere, then search."""
-    session.begin_slice(req.slice_no, req.seconds, req.runs)
-    session.sync(req.corpus_delta, req.feature_delta, replay=not info.replays_corpus)
-    try:
-        strategy.run_slice(slice_rng(req.seed, slot, req.slice_no))
-    except Exception:
-        session.errors.append(traceback.format_exc())
+class SliceRunner:
+    """What a worker is, whatever carries its messages (a local process, a Ray actor): a
+    Session and one strategy object for the worker's life, and its journal."""
+
+    def __init__(self, slot: int, variant: str, designs: tuple, workdir: str,
+                 journal: str | None = None):
+        from model.variants import get_variant, load_designs
+        load_designs(designs)
+        self.slot = slot
+        self.session = Session(get_variant(variant), variant, workdir)
+        self.journal = Journal(journal, slot)
+        self.strategy = None
+
+    def run(self, req) -> SliceResult:
+        """One slice: take in what the campaign found elsewhere, then search."""
+        session = self.session
+        record = self.journal
+        session.on_found = lambda found: record.write(found, req)
+        info = STRATEGIES[req.strategy]
+        if self.strategy is None:               # one strategy object for the worker's life
+            self.strategy = info.create(session, req.options)
+        session.begin_slice(req.slice_no, req.seconds, req.runs)
+        session.sync(req.corpus_delta, req.feature_delta, replay=not info.replays_corpus,
+                     reset=req.reset)
+        try:
+            self.strategy.run_slice(slice_rng(req.seed, self.slot, req.slice_no))
+        except Exception:
+            session.errors.append(traceback.format_exc())
+        if record.error is not None:
+            session.errors.append(record.error)
+            record.error, record.path = None, None    # said once; no journal from now on
+        return session.result(self.slot)
+
+    def close(self) -> None:
+        if self.strategy is not None:
+            self.strategy.close()
+            self.strategy = None

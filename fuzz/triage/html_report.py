@@ -222,8 +222,9 @@ def _verdict(report) -> str:
 
 # -- page --------------------------------------------------------------------------------------
 @functools.cache
-def _asset(name: str) -> str:
-    """report.css or report.js, package data beside this module (inlined into the page)."""
+def asset(name: str) -> str:
+    """report.css, report.js or index.css, package data beside this module (inlined into
+    the page)."""
     return importlib.resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
@@ -238,7 +239,7 @@ def render_html(report) -> str:
         '<meta name="referrer" content="no-referrer">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(report.title)}</title>",
-        f"<style>{_asset('report.css')}</style>",
+        f"<style>{asset('report.css')}</style>",
         "</head>",
         "<body>",
         "<main>",
@@ -258,7 +259,7 @@ def render_html(report) -> str:
         "<kbd>j</kbd>) to see every field it changed, before \u2192 after, and its events."
         "</p></div></aside>",
         f'<script type="application/json" id="trace">{embed_json(report.to_json())}</script>',
-        f"<script>{_asset('report.js')}</script>",
+        f"<script>{asset('report.js')}</script>",
         "</body>",
         "</html>",
     ]

@@ -144,6 +144,18 @@ def signature(outcome, variant: str) -> str:
     return f"{v.oracle}:{variant}:{where}:{title(str(v))}"
 
 
+def split_signature(sig: str) -> tuple[str, str, str, str]:
+    """(oracle, variant, where, what) of a signature; a model error's "where" is "-"."""
+    parts = sig.split(":", 2)
+    if len(parts) < 3:
+        return parts[0], parts[1] if len(parts) > 1 else "-", "-", "-"
+    oracle, variant, rest = parts
+    if oracle == "model-error":
+        return oracle, variant, "-", rest
+    where, _, what = rest.partition(":")
+    return oracle, variant, where, what or "-"
+
+
 def signature_slug(sig: str) -> str:
     """A directory name: the oracle and a short hash of the whole signature."""
     oracle = sig.split(":", 1)[0]

@@ -5,8 +5,10 @@ corpus directory, and keeps it running across slices (restarting it if it
 dies); a slice is the interval between two harvests:
 
 1. corpus entries the worker received from the campaign are written into
-   that directory, encoded (fuzz/program/bytecodec.py); libFuzzer's ``-reload``
-   picks them up within a second;
+   that directory, encoded (fuzz/program/bytecodec.py), at most
+   ``FEED_BATCH`` at each poll; libFuzzer's ``-reload`` picks them up within a
+   second. A resumed campaign's corpus is so replayed in the background of
+   fuzzing instead of before it;
 2. libFuzzer fuzzes: line coverage of ``model/`` plus the interleaving
    features as extra counters, with the structure-aware mutator;
 3. at the end of the slice the units libFuzzer added are decoded and kept
@@ -15,7 +17,9 @@ dies); a slice is the interval between two harvests:
    count and coverage counter are read from its status lines.
 
 Restarting libFuzzer every slice would replay its whole corpus each time
-(a third of a 10 s slice once the corpus has a thousand entries). The
+(a third of a 10 s slice once the corpus has a thousand entries). It is
+restarted on an empty directory when the campaign replaced the corpus (it
+distilled its queue), which also bounds what libFuzzer keeps in memory. The
 harness is started through its console script, never ``python -m``:
 libFuzzer's -fork/-jobs/-merge modes re-execute argv[0].
 """
@@ -29,6 +33,8 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from fuzz.program.bytecodec import decode, encode
@@ -38,6 +44,8 @@ from fuzz.search.procs import die_with_parent
 
 INITIAL_SEEDS = 16
 POLL_SECONDS = 0.5
+#: received entries handed to libFuzzer at each poll (it runs them at its next reload)
+FEED_BATCH = 100
 _STATUS = re.compile(rb"^#(\d+)\s.*\bcov: (\d+)", re.M)
 
 
@@ -61,16 +69,20 @@ class LibFuzzer:
         self.session = session
         self.workdir = Path(session.workdir)
         self.dir = self.workdir / "libfuzzer-corpus"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.known: set[str] = set(os.listdir(self.dir))
-        self.synced = 0                    # session.corpus entries written so far
+        _remove_in_background(self.dir)                   # a previous libFuzzer's
+        for old in [*self.workdir.glob("libfuzzer-*.log"), *self.workdir.glob("results-*.jsonl")]:
+            old.unlink(missing_ok=True)
+        self.dir.mkdir(parents=True)
+        self.known: set[str] = set()
+        self.generation = session.corpus_generation   # of the corpus the directory holds
         self.rng = rng
         self.proc = None
-        self.generation = 0
+        self.run_no = 0
         self.counted = self.slice_base = self.results_offset = 0
         if not session.corpus:
             for _ in range(INITIAL_SEEDS):
                 self.put(encode(random_program(rng, max_threads=3, max_ops=6)))
+        self.feed()
 
     # -- the corpus directory ----------------------------------------------------------
     def put(self, data: bytes) -> None:
@@ -81,11 +93,13 @@ class LibFuzzer:
             os.replace(tmp, self.dir / name)
             self.known.add(name)
 
-    def sync(self) -> None:
-        corpus = self.session.corpus
-        for program in corpus[self.synced:]:
-            self.put(encode(program))
-        self.synced = len(corpus)
+    def feed(self) -> None:
+        """Hand libFuzzer the next received entries."""
+        session = self.session
+        n = min(FEED_BATCH, len(session.to_replay))
+        for _ in range(n):
+            self.put(encode(session.to_replay.popleft()))
+        session.replayed += n
 
     def harvest(self) -> None:
         """Keep the units libFuzzer added since the last harvest."""
@@ -97,19 +111,18 @@ class LibFuzzer:
             except OSError:
                 continue
             session.keep(decode(data))
-        self.synced = len(session.corpus)
 
     # -- the process -------------------------------------------------------------------
     @property
     def log(self) -> Path:
-        return self.workdir / f"libfuzzer-{self.generation}.log"
+        return self.workdir / f"libfuzzer-{self.run_no}.log"
 
     @property
     def results(self) -> Path:
-        return self.workdir / f"results-{self.generation}.jsonl"
+        return self.workdir / f"results-{self.run_no}.jsonl"
 
     def start(self) -> None:
-        self.generation += 1
+        self.run_no += 1
         self.counted = 0                       # executions of this process counted so far
         self.slice_base = 0                    # ... when the current slice began
         self.results_offset = 0
@@ -175,6 +188,21 @@ class LibFuzzer:
                                 at=record.get("monotonic"))
 
 
+def _remove_in_background(folder: Path) -> None:
+    """Move ``folder`` aside and remove it in a thread: thousands of unlinks can take many
+    seconds (a disk that discards freed blocks), which would be a pause in fuzzing."""
+    if not folder.exists():
+        return
+    trash = folder.with_name(f".trash-{folder.name}-{time.monotonic_ns()}")
+    try:
+        os.rename(folder, trash)
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    threading.Thread(target=shutil.rmtree, args=(trash, True), name="cowfuzz-trash",
+                     daemon=True).start()
+
+
 def _tail(path: Path, n: int) -> bytes:
     try:
         with open(path, "rb") as f:
@@ -194,10 +222,14 @@ class CoverageGuided:
     def run_slice(self, rng) -> None:
         session = self.session
         lf = self.libfuzzer
+        if lf is not None and lf.generation != session.corpus_generation:
+            lf.read_results()
+            lf.stop()                       # the corpus was replaced: start afresh on it
+            lf = None
         if lf is None:
             lf = self.libfuzzer = LibFuzzer(session, rng)
         lf.slice_base = lf.counted
-        lf.sync()
+        lf.feed()
         lf.poll()
         while not session.done():
             try:
@@ -206,6 +238,7 @@ class CoverageGuided:
                 pass
             lf.poll()
             lf.read_results()
+            lf.feed()
             session.beat()
         lf.harvest()
         lf.read_results()

@@ -68,6 +68,7 @@ class Exhaustive:
         self.enumeration = campaign_programs(options.get("seed", 0), options.get("worker", 0),
                                              options.get("workers", 1))
         self.corpus_cursor = 0          # corpus programs looked at so far
+        self.generation = session.corpus_generation
         self.explored: set[str] = set()
         self.exploring = None           # the exploration in progress (a generator)
 
@@ -75,6 +76,9 @@ class Exhaustive:
         """The next (program, bound) to explore: small corpus programs not explored yet
         first (the user's seeds), then the enumeration."""
         corpus = self.session.corpus
+        if self.generation != self.session.corpus_generation:   # the corpus was replaced
+            self.generation = self.session.corpus_generation
+            self.corpus_cursor = 0
         while self.corpus_cursor < len(corpus):
             program = corpus[self.corpus_cursor].with_schedule(())
             self.corpus_cursor += 1
