@@ -69,3 +69,18 @@ def test_a_small_benchmark_run_writes_strict_json_markdown_and_a_plot(tmp_path):
     assert "| reuse-mapcount | writable-shared | random |" in table
     assert "| upstream | random |" in table and table in proc.stdout
     assert out["b.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_windows_counts_the_inputs_that_reach_a_designs_points(capsys):
+    from fuzz.bench.windows import main
+    assert main(["--variant", "cowpte-relaxed", str(ROOT / "corpus" / "cowpte-relaxed"),
+                 "--match", "copy_cow_pte_range:ptep_get"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    replayed = int(lines[0].split()[0])
+    assert replayed >= 1
+    [row] = lines[2:]
+    inputs, steps, label = row.split()
+    assert label == "copy_cow_pte_range:ptep_get" and 1 <= int(inputs) <= replayed <= int(steps)
+    assert main(["--variant", "upstream", str(ROOT / "corpus" / "cowpte-relaxed"),
+                 "--match", "copy_cow_pte_range"]) == 0
+    assert capsys.readouterr().out.splitlines()[2:] == []
