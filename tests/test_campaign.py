@@ -102,15 +102,25 @@ def test_crash_is_saved_before_it_is_reported_then_minimized(tmp_path):
     assert repro.expect[0][1] == "VM_BUG_ON"
 
 
-def _group_gone(pgid: int, seconds: float) -> bool:
+def _until(condition, seconds: float) -> bool:
+    """Whether ``condition()`` holds within ``seconds`` (polled: the campaign is another
+    process, and says nothing when it gets there)."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _group_gone(pgid: int, seconds: float) -> bool:
+    def gone():
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
             return True
-        time.sleep(0.2)
-    return False
+        return False
+    return _until(gone, seconds)
 
 
 def test_sigkill_loses_nothing_and_the_campaign_resumes(tmp_path):
@@ -119,7 +129,8 @@ def test_sigkill_loses_nothing_and_the_campaign_resumes(tmp_path):
     for line in proc.stdout:
         if " CRASH " in line:
             break
-    time.sleep(1.5)                     # corpus entries and the minimization are under way
+    queue = tmp_path / "campaign" / "queue"
+    assert _until(lambda: any(queue.glob("*.cow")), 30), "no corpus entry reached the queue"
     os.kill(proc.pid, signal.SIGKILL)   # the coordinator only: its workers must notice
     proc.wait(timeout=10)
     assert _group_gone(proc.pid, 30), "workers outlived their coordinator"
@@ -180,9 +191,8 @@ def test_a_dead_worker_is_restarted_and_the_campaign_goes_on(tmp_path):
     proc = start(tmp_path, "--variant", "upstream", "--strategy", "random", "--jobs", 2,
                  "--time", 12, "--seed", 1,
                  "--slice", 2, env={**ENV, "TMPDIR": str(scratch)})
-    time.sleep(5)
+    assert _until(lambda: len(_worker_pids(proc.pid)) == 2, 30), "the workers never started"
     workers = _worker_pids(proc.pid)
-    assert len(workers) == 2
     os.kill(workers[0], signal.SIGKILL)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
