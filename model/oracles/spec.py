@@ -88,6 +88,25 @@ class Spec:
             return True
         return bool(self.moves) and va in self._moved_vas(t, line)
 
+    def allowed_through_reference(self, token: int, holder, va: int, shared_view: bool) -> bool:
+        """``allowed`` for a pipe buffer or a pin that ``holder`` took at ``va``: the page it
+        holds is where ``holder``'s mremap moved it since, so ``holder``'s own stores at the
+        new address land in it too (mm/mremap.c:move_ptes moves the entry, not the page)."""
+        if self.allowed(token, holder, va, shared_view):
+            return True
+        return bool(self.moves) and any(self.allowed(token, holder, moved, shared_view)
+                                        for moved in sorted(self._moved_from(holder.pid, va))
+                                        if moved != va)
+
+    def _moved_from(self, pid: int, va: int) -> set[int]:
+        """Every address the page at ``va`` of process ``pid`` was moved to by its mremaps
+        (in the order they began; one in flight counts)."""
+        vas = {va}
+        for mover, _ended, old, new, n in self.moves:
+            if mover == pid:
+                vas |= {new + v - old for v in vas if old <= v < old + n}
+        return vas
+
     def _lineage(self, reader, t):
         """The processes from the token's writer down to ``reader`` (the memory it was
         written to reached the reader through these forks), or None."""
@@ -287,7 +306,7 @@ class Spec:
     def check_pipe_read(self, proc, va: int, token: int, shared: bool) -> None:
         """Data vmsplice'd from ``va`` and read later: FOLL_GET promises no coherence,
         but it must never be another process's post-fork write (CVE-2020-29374)."""
-        if not self.allowed(token, proc, va, shared):
+        if not self.allowed_through_reference(token, proc, va, shared):
             raise IsolationBreach(
                 f"{proc.name} pipe read of the page vmsplice'd from va {va} returned "
                 f"{self.describe(token)}", pid=proc.pid, va=va, value=token)
@@ -305,7 +324,7 @@ class Spec:
 
     def check_device_read(self, pin, token: int) -> None:
         proc = pin.process
-        if not self.allowed(token, proc, pin.va, pin.shared):
+        if not self.allowed_through_reference(token, proc, pin.va, pin.shared):
             raise IsolationBreach(
                 f"device read through {proc.name}'s pin #{pin.slot} returned "
                 f"{self.describe(token)}", pid=proc.pid, va=pin.va, value=token)
