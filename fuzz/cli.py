@@ -563,23 +563,8 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="cowfuzz", description="Fuzz the Linux kernel's "
-                                 "copy-on-write designs for concurrency bugs.")
-    ap.add_argument("--version", action=_Version, help="print the version and exit")
-    sub = ap.add_subparsers(dest="command", required=True)
-    designs = argparse.ArgumentParser(add_help=False)
-    designs.add_argument("--designs", nargs="+", metavar="FILE.py:CLASS", default=[],
-                         help="load these designs of your own (a .cow file or token names a "
-                              "design by its name; it never loads one)")
-    parents = [designs]
-    run = sub.add_parser("run", help="replay programs deterministically", parents=parents)
-    run.add_argument("inputs", nargs="+", help=".cow files, directories, or replay tokens")
-    run.add_argument("--variant", help="run on this variant (default: the file's expect lines)")
-    run.add_argument("--trace", action="store_true", help="print every trace")
-    run.add_argument("-q", "--quiet", action="store_true",
-                     help="one line per run and nothing else")
-    run.set_defaults(func=cmd_run)
+def _add_fuzz_parser(sub, parents) -> None:
+    """cowfuzz fuzz: a campaign's options."""
     fz = sub.add_parser("fuzz", help="run a fuzzing campaign", parents=parents)
     fz.add_argument("--variant", default=DEFAULT_VARIANT,
                     help=f"the design to fuzz (default {DEFAULT_VARIANT}; see 'cowfuzz variants')")
@@ -619,6 +604,53 @@ def build_parser() -> argparse.ArgumentParser:
                          f"(default {DEFAULT_MAX_QUEUE:,})")
     fz.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     fz.set_defaults(func=cmd_fuzz)
+
+
+def _add_corpus_parser(sub, parents) -> None:
+    """cowfuzz corpus add|minimize|stats."""
+    cp = sub.add_parser("corpus", help="manage regression tests (.cow files with expect lines)")
+    cps = cp.add_subparsers(dest="corpus_command", required=True)
+    add = cps.add_parser("add", help="keep a finding as a regression test", parents=parents)
+    add.add_argument("source", metavar="CRASHDIR|FILE|TOKEN",
+                     help="a crash folder (its repro.cow, else input.cow), a .cow file or a token")
+    add.add_argument("dest", metavar="DEST", help="the folder of regression tests")
+    add.add_argument("--expect", metavar="clean|ORACLE",
+                     help="the verdict it must come to now (default: the one it records)")
+    add.add_argument("--variant", help="default: the token's variant, else the file's found-on, "
+                     "else its first expect line")
+    add.set_defaults(func=cmd_corpus_add)
+    cmin = cps.add_parser("minimize", parents=parents,
+                          help="the smallest subset of a corpus keeping every feature")
+    cmin.add_argument("dir", metavar="DIR", help="a folder of .cow files")
+    cmin.add_argument("-o", "--output", metavar="OUT",
+                      help="copy the subset here (default: remove the rest from DIR)")
+    cmin.add_argument("--variant", help="run every file on this design (default: each file's "
+                      "found-on, else its first expect line, else upstream)")
+    cmin.set_defaults(func=cmd_corpus_minimize)
+    cst = cps.add_parser("stats", parents=parents, help="entries, sizes and features of a corpus")
+    cst.add_argument("dir", metavar="DIR", help="a folder of .cow files")
+    cst.add_argument("--variant", help="as for minimize")
+    cst.set_defaults(func=cmd_corpus_stats)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="cowfuzz", description="Fuzz the Linux kernel's "
+                                 "copy-on-write designs for concurrency bugs.")
+    ap.add_argument("--version", action=_Version, help="print the version and exit")
+    sub = ap.add_subparsers(dest="command", required=True)
+    designs = argparse.ArgumentParser(add_help=False)
+    designs.add_argument("--designs", nargs="+", metavar="FILE.py:CLASS", default=[],
+                         help="load these designs of your own (a .cow file or token names a "
+                              "design by its name; it never loads one)")
+    parents = [designs]
+    run = sub.add_parser("run", help="replay programs deterministically", parents=parents)
+    run.add_argument("inputs", nargs="+", help=".cow files, directories, or replay tokens")
+    run.add_argument("--variant", help="run on this variant (default: the file's expect lines)")
+    run.add_argument("--trace", action="store_true", help="print every trace")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="one line per run and nothing else")
+    run.set_defaults(func=cmd_run)
+    _add_fuzz_parser(sub, parents)
     mn = sub.add_parser("minimize", help="shrink a failing program, keeping its signature", parents=parents)
     mn.add_argument("input", help="a .cow file or a replay token")
     mn.add_argument("-o", "--output", help="write the result here (default: stdout)")
@@ -651,29 +683,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--variant", help="default: the token's variant, else the file's found-on, "
                     "else its first expect line")
     rp.set_defaults(func=cmd_report)
-    cp = sub.add_parser("corpus", help="manage regression tests (.cow files with expect lines)")
-    cps = cp.add_subparsers(dest="corpus_command", required=True)
-    add = cps.add_parser("add", help="keep a finding as a regression test", parents=parents)
-    add.add_argument("source", metavar="CRASHDIR|FILE|TOKEN",
-                     help="a crash folder (its repro.cow, else input.cow), a .cow file or a token")
-    add.add_argument("dest", metavar="DEST", help="the folder of regression tests")
-    add.add_argument("--expect", metavar="clean|ORACLE",
-                     help="the verdict it must come to now (default: the one it records)")
-    add.add_argument("--variant", help="default: the token's variant, else the file's found-on, "
-                     "else its first expect line")
-    add.set_defaults(func=cmd_corpus_add)
-    cmin = cps.add_parser("minimize", parents=parents,
-                          help="the smallest subset of a corpus keeping every feature")
-    cmin.add_argument("dir", metavar="DIR", help="a folder of .cow files")
-    cmin.add_argument("-o", "--output", metavar="OUT",
-                      help="copy the subset here (default: remove the rest from DIR)")
-    cmin.add_argument("--variant", help="run every file on this design (default: each file's "
-                      "found-on, else its first expect line, else upstream)")
-    cmin.set_defaults(func=cmd_corpus_minimize)
-    cst = cps.add_parser("stats", parents=parents, help="entries, sizes and features of a corpus")
-    cst.add_argument("dir", metavar="DIR", help="a folder of .cow files")
-    cst.add_argument("--variant", help="as for minimize")
-    cst.set_defaults(func=cmd_corpus_stats)
+    _add_corpus_parser(sub, parents)
     cr = sub.add_parser("crashes", help="a crash folder's findings, grouped by oracle and "
                         "message, newest first")
     cr.add_argument("dir", metavar="DIR", help="a crash folder, e.g. crashes/<variant>")

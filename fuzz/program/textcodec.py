@@ -168,14 +168,55 @@ def _parse_op(words) -> Op:
     return op
 
 
+def _found_on(words) -> str:
+    if len(words) != 2:
+        raise ValueError("found-on takes one variant name")
+    return _design(words[1])
+
+
+def _faults(words) -> bool:
+    if words[1:] not in (["on"], ["off"]):
+        raise ValueError("faults takes 'on' or 'off'")
+    return words[1] == "on"
+
+
+def _swap(words) -> str:
+    if len(words) != 2 or words[1] not in SWAPS:
+        raise ValueError(f"swap takes one device: {' or '.join(SWAPS)}")
+    return words[1]
+
+
+def _file_pages(words) -> int:
+    file_pages = _int(words[1], "file-pages") if len(words) == 2 else -1
+    if not 1 <= file_pages <= 8:
+        raise ValueError("file-pages takes one number in 1..8")
+    return file_pages
+
+
+def _schedule(words) -> tuple[int, ...]:
+    if len(words) - 1 > MAX_SCHEDULE:
+        raise ValueError(f"{len(words) - 1:,} schedule choices, over the limit of "
+                         f"{MAX_SCHEDULE:,} (an execution stops after that many steps)")
+    schedule = tuple(_int(w, "schedule choice") for w in words[1:])
+    if any(not 0 <= c <= MAX_CHOICE for c in schedule):
+        raise ValueError(f"schedule choices are in 0..{MAX_CHOICE}")
+    return schedule
+
+
+#: the lines a program has at most once, each with its parser (the line's words -> value)
+SETTINGS = {"found-on": _found_on, "faults": _faults, "file-pages": _file_pages, "swap": _swap,
+            "schedule": _schedule}
+
+
 def parse_program(text: str, where: str = "<string>") -> Program:
     """Parse a .cow text; raises ParseError naming the file and line."""
     if len(text) > MAX_INPUT_BYTES:
         raise ParseError(where, None, f"{len(text):,} characters, over the limit of a program "
                                       f"({MAX_INPUT_BYTES:,})")
     lines = text.splitlines()
-    mappings, threads, schedule, expect = [], [], (), []
-    found_on, faults, file_pages, swap = None, False, FILE_PAGES, DISK
+    mappings, threads, expect = [], [], []
+    settings = {"found-on": None, "faults": False, "file-pages": FILE_PAGES, "swap": DISK,
+                "schedule": ()}
     cur_pid, cur_ops = None, []
     ops_total = 0
     seen_header = False
@@ -201,10 +242,12 @@ def parse_program(text: str, where: str = "<string>") -> Program:
                 continue
             key = words[0]
             indented = raw[:1].isspace()
-            if not indented and key in ("found-on", "faults", "file-pages", "swap", "schedule"):
+            if not indented and key in SETTINGS:
                 if key in once:
                     raise ValueError(f"a second {key} line (the first is line {once[key]})")
                 once[key] = lineno
+                settings[key] = SETTINGS[key](words)
+                continue
             if indented:
                 if cur_pid is None:
                     raise ValueError("operation outside a thread (add 'thread <pid>' above it)")
@@ -228,14 +271,6 @@ def parse_program(text: str, where: str = "<string>") -> Program:
                 if len(mappings) >= MAX_MAPPINGS:
                     raise ValueError(f"more than {MAX_MAPPINGS} mappings (the limit of a program)")
                 mappings.append(_parse_mapping(words[1:]))
-            elif key == "schedule":
-                if len(words) - 1 > MAX_SCHEDULE:
-                    raise ValueError(f"{len(words) - 1:,} schedule choices, over the limit of "
-                                     f"{MAX_SCHEDULE:,} (an execution stops after that many "
-                                     "steps)")
-                schedule = tuple(_int(w, "schedule choice") for w in words[1:])
-                if any(not 0 <= c <= MAX_CHOICE for c in schedule):
-                    raise ValueError(f"schedule choices are in 0..{MAX_CHOICE}")
             elif key == "expect":
                 if len(words) != 3:
                     raise ValueError("expect takes: variant verdict (clean or an oracle name)")
@@ -243,22 +278,6 @@ def parse_program(text: str, where: str = "<string>") -> Program:
                 if any(v == variant for v, _ in expect):
                     raise ValueError(f"a second expect line for {variant}")
                 expect.append((variant, verdict))
-            elif key == "found-on":
-                if len(words) != 2:
-                    raise ValueError("found-on takes one variant name")
-                found_on = _design(words[1])
-            elif key == "faults":
-                if words[1:] not in (["on"], ["off"]):
-                    raise ValueError("faults takes 'on' or 'off'")
-                faults = words[1] == "on"
-            elif key == "swap":
-                if len(words) != 2 or words[1] not in SWAPS:
-                    raise ValueError(f"swap takes one device: {' or '.join(SWAPS)}")
-                swap = words[1]
-            elif key == "file-pages":
-                file_pages = _int(words[1], "file-pages") if len(words) == 2 else -1
-                if not 1 <= file_pages <= 8:
-                    raise ValueError("file-pages takes one number in 1..8")
             else:
                 raise ValueError(f"unknown line {_short(key)!r} (an operation must be indented "
                                  "under a 'thread' line)")
@@ -267,12 +286,13 @@ def parse_program(text: str, where: str = "<string>") -> Program:
     if not seen_header:
         raise ParseError(where, 1, f"empty file: the first line must be '{HEADER}'")
     flush()
+    file_pages = settings["file-pages"]
     for m in mappings:
         if m.kind != "anon" and m.pgoff + m.npages > file_pages:
             raise ParseError(where, 1, f"map {m.va}: pgoff {m.pgoff} + {m.npages} pages is "
                                        f"beyond the {file_pages}-page file")
-    return Program(tuple(mappings), tuple(threads), schedule, faults, file_pages,
-                   tuple(expect), found_on, swap)
+    return Program(tuple(mappings), tuple(threads), settings["schedule"], settings["faults"],
+                   file_pages, tuple(expect), settings["found-on"], settings["swap"])
 
 
 def read_input(path, limit: int = MAX_INPUT_BYTES) -> str:
