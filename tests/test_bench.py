@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -46,6 +48,7 @@ def test_summary_counts_a_miss_as_the_budget():
     assert execs and not any("s" in cell for row in execs for cell in row)
 
 
+@pytest.mark.slow
 def test_a_small_benchmark_run_writes_strict_json_markdown_and_a_plot(tmp_path):
     out = {name: tmp_path / name for name in ("b.json", "b.md", "b.png")}
     proc = subprocess.run(

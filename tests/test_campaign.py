@@ -73,6 +73,7 @@ def assert_complete_crash_folder(folder: Path, variant: str) -> None:
         assert traced == program
 
 
+@pytest.mark.slow
 def test_crash_is_saved_before_it_is_reported_then_minimized(tmp_path):
     proc = start(tmp_path, "--variant", PLANTED, "--strategy", "random", "--seed", 1,
                  "--time", 90, "--stop-on-crash", "--slice", 2, "--minimize-time", 30)
@@ -123,6 +124,7 @@ def _group_gone(pgid: int, seconds: float) -> bool:
     return _until(gone, seconds)
 
 
+@pytest.mark.slow
 def test_sigkill_loses_nothing_and_the_campaign_resumes(tmp_path):
     proc = start(tmp_path, "--variant", PLANTED, "--strategy", "random", "--seed", 2,
                  "--time", 120, "--slice", 1, "--minimize-time", 60)
@@ -152,6 +154,7 @@ def test_sigkill_loses_nothing_and_the_campaign_resumes(tmp_path):
     assert (crashes[0] / "repro.cow").exists()         # the resumed run finished minimizing
 
 
+@pytest.mark.slow
 def test_corrupt_corpus_files_are_skipped_with_one_line_each(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -185,6 +188,7 @@ def _worker_pids(pid: int) -> list[int]:
     return out
 
 
+@pytest.mark.slow
 def test_a_dead_worker_is_restarted_and_the_campaign_goes_on(tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
@@ -213,6 +217,7 @@ def test_bad_usage_is_one_line_and_exit_2(tmp_path, args, message):
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_campaign_logged_to_a_file_shows_events_and_plots(tmp_path):
     proc = run(tmp_path, "--variant", "upstream", "--strategy", "random", "--time", 12,
                "--seed", 1, "--slice", 3)

@@ -135,6 +135,7 @@ def _fail_under(folder: Path, code: int):
     return fake_open
 
 
+@pytest.mark.slow
 def test_a_crash_folder_that_fails_writes_prints_the_token(tmp_path, capsys, monkeypatch):
     """The same, by injection at the store's filesystem boundary: after the lock and the
     check, every write in the crash folder fails with ENOSPC."""
@@ -156,6 +157,7 @@ def test_a_crash_folder_that_fails_writes_prints_the_token(tmp_path, capsys, mon
     _no_temporary_names(crashes)
 
 
+@pytest.mark.slow
 def test_a_queue_that_fails_writes_is_one_line(tmp_path, capsys, monkeypatch):
     def fail(path, text, durable=True):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))

@@ -63,6 +63,7 @@ def tmpdir_env(tmp_path):
     return scratch, {**ENV, "TMPDIR": str(scratch)}
 
 
+@pytest.mark.slow
 def test_a_finding_ends_the_slice_and_is_saved_at_once(tmp_path):
     """The slice is a minute long, yet the crash is on disk within seconds of the
     worker's finding; meta.json dates it inside the slice, and the worker journaled it."""
@@ -202,6 +203,7 @@ def test_the_minimizer_is_capped_by_the_time_left(tmp_path):
         minimizer.stop()
 
 
+@pytest.mark.slow
 def test_crash_folders_are_world_readable(tmp_path):
     fuzzing = Fuzzing(tmp_path, *fuzz_args(tmp_path, "--variant", PLANTED, "--strategy",
                                             "random", "--seed", 1, "--time", 60,

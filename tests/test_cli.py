@@ -162,6 +162,7 @@ def interrupted(args, when: str):
     return proc.returncode, "".join(seen) + rest
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("when", ["fuzzing", " CRASH "])
 def test_ctrl_c_stops_a_campaign_without_a_traceback(tmp_path, when):
     """At start-up (workers still starting) or later (workers and the minimizer busy)."""
@@ -173,6 +174,7 @@ def test_ctrl_c_stops_a_campaign_without_a_traceback(tmp_path, when):
     assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_benchmark_at_once_without_a_traceback():
     status, out = interrupted(["bench", "--variants", "reuse-mapcount", "upstream",
                                "--strategies", "random", "--trials", 3, "--budget", 60,

@@ -3,6 +3,8 @@ campaign that distills its queue when it passes its bound."""
 
 from __future__ import annotations
 
+import pytest
+
 import random
 import shutil
 from pathlib import Path
@@ -113,6 +115,7 @@ def test_a_reset_replaces_a_sessions_corpus_and_replays_in_the_background():
     assert SliceRequest(0, 1, "random", "upstream", 0, 1.0, None, [], []).reset is False
 
 
+@pytest.mark.slow
 def test_a_campaign_distills_its_queue_past_its_bound(tmp_path):
     fuzzing = Fuzzing(tmp_path, *fuzz_args(tmp_path, "--variant", "upstream", "--strategy",
                                            "random", "--seed", 1, "--time", 12, "--slice", 1,
@@ -128,6 +131,7 @@ def test_a_campaign_distills_its_queue_past_its_bound(tmp_path):
     assert len(list((tmp_path / "campaign" / "queue").glob("*.cow"))) == corpus
 
 
+@pytest.mark.slow
 def test_a_restart_past_the_bound_fuzzes_from_the_seeds_while_it_distills(tmp_path):
     args = fuzz_args(tmp_path, "--variant", "upstream", "--strategy", "random", "--seed", 1,
                      "--slice", 1)

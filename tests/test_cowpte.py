@@ -47,6 +47,7 @@ def test_cowc_results_per_design(variant):
     assert cowc_failures(variant) == COWC_FAILURES[variant]
 
 
+@pytest.mark.slow
 def test_the_thread_race_is_found_by_exhaustive_search_at_two_preemptions():
     """RFC v2: GUP-fast marks a table exclusive while fork shares it (the thread's race):
     among the schedules with two preemptions, some end in the bad pmd it leads to."""

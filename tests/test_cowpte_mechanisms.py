@@ -108,6 +108,7 @@ def test_shared_unmap_reclaim_changes_the_entry_once_for_every_sharer():
     assert "try_to_unmap_one:break_cow_pte" not in labels(outcome)
 
 
+@pytest.mark.slow
 def test_a_fork_that_forgets_which_tables_it_shared_is_caught_with_reclaim():
     """The rmap walk breaks the child's table between two VMAs of it; a fork that tells a
     shared table by its read-only pmd copies the second VMA again."""
@@ -169,6 +170,7 @@ def test_only_flushes_with_freed_tables_drop_the_cached_pmd():
     (designs.RelaxedBreakLeafFlush, designs.RelaxedBreakLeafFlushNoCache, TABLE_REPLACED,
      "lost-write"),
 ], ids=["table-freed-before-flush", "relaxed-break-leaf-flush"])
+@pytest.mark.slow
 def test_a_missing_paging_structure_flush_is_found_by_search(design, without_cache, race,
                                                              oracle):
     found = explore(race, design, bound=2)
@@ -178,6 +180,7 @@ def test_a_missing_paging_structure_flush_is_found_by_search(design, without_cac
 
 @pytest.mark.parametrize("variant", ["upstream", "cowpte-relaxed",
                                      "cowpte-relaxed-shared-unmap"])
+@pytest.mark.slow
 def test_correct_designs_flush_before_freeing_or_replacing_tables(variant):
     cls = get_variant(variant)
     for race in (TABLE_FREED, TABLE_REPLACED):

@@ -192,6 +192,7 @@ SETTINGS = settings(max_examples=120, deadline=None, database=None,
                     suppress_health_check=list(HealthCheck))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(text=cow_texts(), command=COMMANDS)
 def test_any_cow_file_ends_cleanly_and_runs_no_code(attack, text, command):
@@ -200,6 +201,7 @@ def test_any_cow_file_ends_cleanly_and_runs_no_code(attack, text, command):
     invoke(attack, name, "x.cow", *extra)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(variant=_word(), text=cow_texts(), command=COMMANDS.filter(lambda c: c[0] != "report"))
 def test_any_token_ends_cleanly_and_runs_no_code(attack, variant, text, command):
@@ -253,6 +255,7 @@ def test_a_fifo_does_not_hang_a_fresh_process(attack, specials):
     assert status == 2 and "not a regular file" in err
 
 
+@pytest.mark.slow
 def test_special_files_in_a_corpus_cost_one_warning_each(attack, specials, tmp_path):
     (specials / "good.cow").write_text(f"cowfuzz 1\n{PROGRAM}")
     status, out, err = run_measured(attack, "fuzz", "--variant", "upstream", "--strategy",
@@ -272,6 +275,7 @@ def _pytest(folder: Path, *args) -> subprocess.CompletedProcess:
                           cwd=folder, env=ENV, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_the_pytest_plugin_reports_special_and_odd_files_without_crashing(specials):
     """pytest passes over special files itself; what reaches the plugin -- a file that
     does not parse, one that names code, one without expectations -- is an error or a
@@ -290,6 +294,7 @@ def test_the_pytest_plugin_reports_special_and_odd_files_without_crashing(specia
 
 
 # -- bombs and size extremes ------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_zlib_bomb_token_stops_at_the_limit(attack):
     bomb = token("upstream", "#" * (200 << 20))
     assert len(bomb) < 400_000
@@ -351,6 +356,7 @@ def _largest_program() -> str:
 
 @pytest.mark.parametrize("command", [("run",), ("minimize", "--time", "2"),
                                      ("explore", "--time", "2"), ("report", "-o", "out.html")])
+@pytest.mark.slow
 def test_a_program_at_every_bound_runs_within_time_and_memory(attack, command):
     (attack / "max.cow").write_text(_largest_program())
     name, *extra = command
@@ -358,6 +364,7 @@ def test_a_program_at_every_bound_runs_within_time_and_memory(attack, command):
     assert status in (0, 1)
 
 
+@pytest.mark.slow
 def test_a_program_at_every_bound_in_a_fresh_process(attack):
     (attack / "max.cow").write_text(_largest_program())
     status, _, _ = run_measured(attack, "explore", "max.cow", "--time", "3")

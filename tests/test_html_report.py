@@ -374,6 +374,7 @@ class Dom(HTMLParser):
             self.path_d = a.get("d")
 
 
+@pytest.mark.slow
 def test_dump_dom_has_every_step(tmp_path, pages, race, long):
     for name, (_o, report) in (("race", race), ("long", long)):
         proc = chromium(tmp_path, "--dump-dom", pages[name].as_uri())
@@ -416,6 +417,7 @@ def details(page) -> str:
     return page.inner_text("#details")
 
 
+@pytest.mark.slow
 def test_hover_and_focus_show_details(browser, pages, race):
     _o, report = race
     page, requests, errors = open_page(browser, pages["race"])
@@ -445,6 +447,7 @@ def test_hover_and_focus_show_details(browser, pages, race):
         page.close()
 
 
+@pytest.mark.slow
 def test_j_and_k_move_the_selection(browser, pages, long):
     _o, report = long
     page, requests, errors = open_page(browser, pages["long"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +78,7 @@ def test_minimizing_is_deterministic_and_idempotent():
     assert again.program == first and again.after == size(first)
 
 
+@pytest.mark.slow
 def test_cli_minimize_writes_the_result_and_prints_sizes(tmp_path):
     src = tmp_path / "padded.cow"
     src.write_text(PADDED)

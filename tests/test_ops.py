@@ -131,6 +131,7 @@ def test_the_generator_and_mutator_produce_a_new_operation(poke):
     assert any(op.name == "poke" for op in mutated)
 
 
+@pytest.mark.slow
 def test_hypothesis_draws_a_new_operation(poke):
     assert shrink_order()[-1] == "poke" and "poke" in weighted_ops()
     op = find(operations(), lambda o: o.name == "poke", settings=FIND)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import subprocess
 import sys
@@ -19,6 +21,7 @@ def pytest_in(cwd, *args, verbosity="-q"):
                           cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_the_corpus_is_collected_one_item_per_expectation():
     files = [p for p in (ROOT / "corpus").rglob("*.cow") if "queue" not in p.parts]
     expected = sum(len(read_program(p).expect) for p in files)
@@ -27,6 +30,7 @@ def test_the_corpus_is_collected_one_item_per_expectation():
     assert f"{expected} tests collected" in proc.stdout
 
 
+@pytest.mark.slow
 def test_a_wrong_expectation_fails_with_one_line_naming_the_expect_line(tmp_path):
     source = next((ROOT / "corpus" / "reuse-mapcount").glob("*.cow")).read_text()
     text = source.replace("expect reuse-mapcount writable-shared", "expect reuse-mapcount clean")
@@ -48,6 +52,7 @@ def test_a_wrong_expectation_fails_with_one_line_naming_the_expect_line(tmp_path
     assert "BUG: cowfuzz: writable-shared in " in verbose.stdout and "Lane log:" in verbose.stdout
 
 
+@pytest.mark.slow
 def test_a_fixed_bug_names_the_line_to_change_and_shows_the_trace_with_v(tmp_path):
     """The other way round: the design no longer fails where the file expects it to."""
     source = next((ROOT / "corpus" / "upstream").glob("*.cow")).read_text()
@@ -63,6 +68,7 @@ def test_a_fixed_bug_names_the_line_to_change_and_shows_the_trace_with_v(tmp_pat
     assert "Verdict: ok" in pytest_in(tmp_path, tmp_path, verbosity="-v").stdout
 
 
+@pytest.mark.slow
 def test_a_corrupt_file_is_a_collection_error_naming_the_line(tmp_path):
     (tmp_path / "bad.cow").write_text("cowfuzz 1\nthread 0\n  write\n")
     proc = pytest_in(tmp_path, tmp_path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import subprocess
 import sys
@@ -104,6 +106,7 @@ def test_a_verdict_other_than_the_recorded_one_writes_nothing(tmp_path):
     assert upstream.stdout == "wrote tests/VM_BUG_ON-x.cow: expect upstream clean\n"
 
 
+@pytest.mark.slow
 def test_a_file_or_a_token_with_expect_clean_on_upstream(tmp_path):
     source = tmp_path / "race.cow"
     source.write_text(RACE.replace(f"found-on {NAME}\nexpect {NAME} VM_BUG_ON\n", ""))
@@ -118,6 +121,7 @@ def test_a_file_or_a_token_with_expect_clean_on_upstream(tmp_path):
         by_token.stdout.endswith(f"expect {NAME} VM_BUG_ON, expect upstream clean\n")
 
 
+@pytest.mark.slow
 def test_bad_usage_is_one_line(tmp_path):
     (tmp_path / "file").write_text("")
     (tmp_path / "race.cow").write_text(RACE)

@@ -49,6 +49,7 @@ def test_a_swapin_that_unlocks_early_is_caught_without_a_preemption():
     assert preemptions(SWAPIN, without(design, "lost_write_invariant"), 2) == (1, "lost-write")
 
 
+@pytest.mark.slow
 def test_a_store_nobody_loads_again_is_caught():
     design = without(designs.NoBatchedFlushPending, "tlb_promise_oracle")
     assert preemptions(STRAY_STORE, design, 3) == (3, "lost-write")
@@ -75,6 +76,7 @@ FORK_VS_FAULT = program("thread 0\n  fork 1\nthread 0\n  write 0\nthread 0\n  re
                         "thread 1\n  read 0\n")
 
 
+@pytest.mark.slow
 def test_a_fault_inside_forks_window_is_caught_at_once():
     design = designs.VmaReadIgnoresWriteLock
     assert preemptions(FORK_VS_FAULT, design, 2) == (1, "fork-window")
@@ -91,5 +93,6 @@ def test_a_fault_inside_forks_window_needs_four_preemptions_without_it():
 @pytest.mark.parametrize("prog, bound", [(SWAPIN, 3), (STRAY_STORE, 3), (STALE_AFTER_DONTNEED, 3),
                                          (FORK_VS_FAULT, 2)],
                          ids=["swapin", "stray-store", "stale-after-dontneed", "fork-vs-fault"])
+@pytest.mark.slow
 def test_upstream_is_clean_on_the_same_programs(prog, bound):
     assert preemptions(prog, Kernel, bound) == (None, None)

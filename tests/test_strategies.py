@@ -62,6 +62,7 @@ CASES = [("random", 3, 40000), ("pct", 2, 40000), ("exhaustive", 3, 40000),
          ("hypothesis", 1, 40000), ("coverage", 1, 150)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy, seed, budget", CASES, ids=[c[0] for c in CASES])
 def test_strategy_finds_the_planted_bug(strategy, seed, budget, tmp_path):
     session = hunt(strategy, seed, budget, tmp_path)

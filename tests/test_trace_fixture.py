@@ -11,6 +11,7 @@ from tests.trace_fixture import DESIGNS, SEEDS, load, record
 FIXTURE = load()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("design", DESIGNS)
 def test_traces_match_the_fixture(design):
     expected = FIXTURE["designs"][design]

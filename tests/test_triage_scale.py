@@ -131,6 +131,7 @@ def _plot_rows(folder: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_counters_coverage_and_the_plot_go_on_across_a_resume(tmp_path):
     args = fuzz_args(tmp_path, "--variant", "upstream", "--strategy", "random", "--seed", 1,
                      "--time", 6, "--slice", 1)

@@ -85,6 +85,7 @@ def test_a_token_naming_code_is_refused_without_running_it(attack, variant, comm
     _refused(_command(attack, command, _token(variant)), attack)
 
 
+@pytest.mark.slow
 def test_the_pytest_plugin_never_loads_what_a_cow_file_names(attack):
     (attack / "test_x.cow").write_text(f"cowfuzz 1\nexpect evil.py:Evil clean\n{PROGRAM}")
     (attack / "test_y.cow").write_text(f"cowfuzz 1\nexpect evilmod:Evil clean\n{PROGRAM}")
