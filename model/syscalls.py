@@ -252,7 +252,8 @@ class Syscalls:
             raise UseAfterFree(f"device writes freed page {folio.name} through pin #{slot}",
                                pfn=folio.pfn)
         vma = proc.mm.find_vma(pin.va)
-        token = self.spec.new_token(None if pin.shared else proc.pid, pin.va, "device")
+        token = self.spec.new_token(None if pin.shared else proc.pid, pin.va, "device",
+                                    self.spec.moved_page_vas(proc, pin.va, folio))
         self.sched.log(folio, "data", folio.data, token)
         folio.data = token
         if pin.associated and vma is not None and not proc.mm.dead:

@@ -34,13 +34,14 @@ ZERO_TOKEN = 0
 class Token:
     """Provenance of one value: writer pid and va for private writes, else shared."""
 
-    __slots__ = ("writer", "va", "step", "how")
+    __slots__ = ("writer", "va", "step", "how", "moved")
 
-    def __init__(self, writer, va, step, how):
+    def __init__(self, writer, va, step, how, moved=frozenset()):
         self.writer = writer   # pid, or None for file contents and MAP_SHARED writes
         self.va = va
         self.step = step
         self.how = how         # "store", "device", "proc_mem", "file"
+        self.moved = moved     # where mremap had moved the page written at va, by then
 
 
 class Spec:
@@ -62,9 +63,17 @@ class Spec:
     def now(self) -> int:
         return len(self.k.sched.steps)
 
-    def new_token(self, writer_pid, va, how) -> int:
-        self.tokens.append(Token(writer_pid, va, self.now(), how))
+    def new_token(self, writer_pid, va, how, moved=frozenset()) -> int:
+        self.tokens.append(Token(writer_pid, va, self.now(), how, moved))
         return len(self.tokens) - 1
+
+    def moved_page_vas(self, proc, va: int, folio) -> frozenset:
+        """Where ``proc``'s mremaps took the page ``folio`` it held at ``va``: the addresses
+        reachable from ``va`` by its moves at which its page table maps ``folio`` now (a
+        device writes through a pin into the page, wherever mremap put it)."""
+        if not self.moves:
+            return frozenset()
+        return frozenset(self._moved_from(proc.pid, va) & self._vas_mapping(proc, folio)) - {va}
 
     def describe(self, token: int) -> str:
         t = self.tokens[token]
@@ -84,7 +93,7 @@ class Spec:
         line = self._lineage(reader, t)
         if line is None:
             return False
-        if t.va == va:
+        if t.va == va or va in t.moved:
             return True
         return bool(self.moves) and va in self._moved_vas(t, line)
 
