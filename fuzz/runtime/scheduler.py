@@ -47,7 +47,7 @@ class Chooser(Protocol):
 class Task:
     """One model thread (or the setup/teardown task) under the gate."""
 
-    __slots__ = ("tid", "name", "state", "label", "factory", "coro", "waiting_on",
+    __slots__ = ("tid", "name", "state", "label", "factory", "coro",
                  "user_wait", "ctx", "driver_data", "started", "exc", "in_op", "preempted")
 
     def __init__(self, tid: int, name: str, factory: Callable[[], Any]):
@@ -57,7 +57,6 @@ class Task:
         self.label = "task:start"
         self.factory = factory
         self.coro = None
-        self.waiting_on = None      # the primitive a BLOCKED task waits on
         self.user_wait = False      # blocked in a user-level wait, not in the kernel
         self.ctx = ()               # (mm id, va) of the kernel path it is in, for traces
         self.driver_data = None
@@ -173,7 +172,6 @@ class Scheduler:
         """Block the current task on ``primitive`` until ``wake_all(primitive)``."""
         cur = self.current
         self.set_state(cur, BLOCKED)
-        cur.waiting_on = primitive
         cur.user_wait = user
         primitive.waiters.append(cur)
         self.events.append(("block", label))
@@ -192,7 +190,6 @@ class Scheduler:
             for t in waiters:
                 if t.state == BLOCKED:        # not a task unwound after the phase ended
                     self.set_state(t, RUNNABLE)
-                    t.waiting_on = None
                     t.user_wait = False
             primitive.waiters = []
 

@@ -78,7 +78,6 @@ class Trace:
     task_names: list[str]
     steps: list                          # fuzz.scheduler.Step records
     verdict: str = "ok"
-    program_text: str | None = None
     meta: dict = field(default_factory=dict)
 
     @classmethod
