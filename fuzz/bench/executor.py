@@ -35,11 +35,18 @@ from pathlib import Path
 
 import trio
 
-from fuzz.runtime.choosers import ReplayChooser
-from fuzz.runtime.executor import TrioExecutor, execute
-from fuzz.runtime.drivers import StepDriver
-from fuzz.program.program import Mapping, Op, Program, ThreadSpec
-from fuzz.runtime.scheduler import Scheduler
+try:
+    from fuzz.program.program import Mapping, Op, Program, ThreadSpec
+    from fuzz.runtime.choosers import ReplayChooser
+    from fuzz.runtime.drivers import StepDriver
+    from fuzz.runtime.executor import TrioExecutor, execute
+    from fuzz.runtime.scheduler import Scheduler
+except ImportError:         # --against a revision from before fuzz/ was split by stage
+    from fuzz.choosers import ReplayChooser
+    from fuzz.drivers import StepDriver
+    from fuzz.executor import TrioExecutor, execute
+    from fuzz.program import Mapping, Op, Program, ThreadSpec
+    from fuzz.scheduler import Scheduler
 from model.kernel import Kernel
 
 
