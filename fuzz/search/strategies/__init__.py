@@ -51,6 +51,12 @@ STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in (
     StrategyInfo("random", "random_walk", "RandomWalk",
                  "random programs, random walk over schedules"),
     StrategyInfo("pct", "pct", "Pct", "random programs under PCT priority scheduling (depth 3)"),
+    StrategyInfo("pos", "pos", "Pos",
+                 "random programs under partial order sampling (priorities re-drawn for "
+                 "racing tasks)"),
+    StrategyInfo("surw", "surw", "Surw",
+                 "random programs under a selectively uniform random walk (tasks weighted "
+                 "by their remaining state-changing steps)"),
     StrategyInfo("exhaustive", "exhaustive", "Exhaustive",
                  "small programs, every schedule up to 2 preemptions, fewest first"),
     StrategyInfo("hypothesis", "hypothesis_search", "HypothesisSearch",
