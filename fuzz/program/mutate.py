@@ -187,12 +187,17 @@ def schedule_reroll(rng, p):
 
 
 MUTATIONS = {name: globals()[name] for name in MUTATION_WEIGHTS}
+#: the mutations of the operations and layout alone (for engines that choose the
+#: schedule themselves)
+PROGRAM_MUTATION_WEIGHTS = {n: w for n, w in MUTATION_WEIGHTS.items()
+                            if not n.startswith("schedule_")}
 
 
-def mutate(rng: random.Random, p: Program, rounds: int | None = None) -> Program:
-    """Apply 1..4 weighted mutations."""
-    names = list(MUTATION_WEIGHTS)
-    weights = [MUTATION_WEIGHTS[n] for n in names]
+def mutate(rng: random.Random, p: Program, rounds: int | None = None,
+           weights: dict[str, int] = MUTATION_WEIGHTS) -> Program:
+    """Apply 1..4 mutations drawn by ``weights``."""
+    names = list(weights)
+    weights = [weights[n] for n in names]
     if not p.threads:
         p = replace(p, threads=(ThreadSpec(0, ()),))
     for _ in range(rounds or rng.choice((1, 1, 1, 2, 2, 3, 4))):

@@ -153,9 +153,13 @@ class Session:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
     # -- executions --------------------------------------------------------------
-    def execute(self, program, chooser=None):
-        """Run ``program``; keep it in the corpus if it reached a new feature."""
-        outcome = execute(program, self.variant_cls, chooser, features=True)
+    def execute(self, program, chooser=None, *, own_features: bool = False):
+        """Run ``program``; keep it in the corpus if it reached a new feature.
+        ``own_features``: the chooser computes the execution's features itself (its
+        ``features`` attribute, filled as it observes the steps)."""
+        outcome = execute(program, self.variant_cls, chooser, features=not own_features)
+        if own_features:
+            outcome.features = chooser.features
         self.runs += 1
         self.decisions_avg += (outcome.decisions - self.decisions_avg) * 0.05
         new = outcome.features - self.features

@@ -48,6 +48,9 @@ STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in (
                  "libFuzzer (atheris) on the byte form: line coverage of model/ plus "
                  "interleaving features, structure-aware mutation and crossover",
                  replays_corpus=True),
+    StrategyInfo("guided", "guided", "Guided",
+                 "a corpus re-run with fresh interleavings, favouring rare interleaving "
+                 "features, with schedule mutations aimed at conflicting steps"),
     StrategyInfo("random", "random_walk", "RandomWalk",
                  "random programs, random walk over schedules"),
     StrategyInfo("pct", "pct", "Pct", "random programs under PCT priority scheduling (depth 3)"),

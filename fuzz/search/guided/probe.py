@@ -1,0 +1,148 @@
+"""The engine's chooser: an explicit prefix, then a seeded walk; it records what it saw.
+
+An input of the guided engine is (program, prefix, seed). The prefix is
+followed choice by choice; past it a random walk seeded with ``seed``
+decides, switching task with probability ``switch`` at each decision. So
+every execution of a corpus program samples a fresh interleaving, and the
+execution still replays exactly: the scheduler records every effective
+choice, and that recorded schedule is what a kept entry carries.
+
+Beside choosing, the probe keeps what schedule mutations aim at:
+
+* ``decisions``: for each decision (in order, aligned with the scheduler's
+  recorded choices), the index of the step it started and the tids it chose
+  among (None for a fault-injection decision);
+* ``conflicts``: pairs of steps (i, j), i < j, of different tasks that wrote
+  a common object (field family: a page's refcount, a PTE slot, a lock
+  owner, ...) with no write in between -- the interleaving's conflicting
+  accesses, at most one pair per (label, label, family) and ``MAX_CONFLICTS``
+  in all;
+* ``features``: the execution's coverage, three coarse families computed in
+  the same pass and without instrumenting ``model/``:
+
+  - point: a scheduling point (label) was reached;
+  - conflict: a step at label B of one task wrote a field family of an object
+    whose last writer was a step at label A of another task (KRACE's alias
+    coverage, by label pair rather than by instruction pair);
+  - value: a step at a label left a field family in an abstract state -- a
+    count as 0, 1, 2, more or pinned; a flag; a PTE as none, swap (exclusive
+    or not) or present (writable, the page exclusive, mapped more than once,
+    pinned, in the swap cache) -- libFuzzer's value profile, for the states
+    COW correctness turns on.
+
+  Features are stable ints (crc32 of their description), the same in every
+  process.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+
+from model.mm import TlbEntry
+from model.page import ANON, GUP_PIN_COUNTING_BIAS
+from model.pgtable import Pte
+
+MAX_CONFLICTS = 48
+
+_families: dict[str, str] = {}
+_ids: dict[tuple, int] = {}
+
+
+def field_family(field: str) -> str:
+    """"pte[5]" -> "pte", "pin#0" -> "pin": the field without its index."""
+    family = _families.get(field)
+    if family is None:
+        family = _families[field] = field.partition("[")[0].partition("#")[0].partition(".")[0]
+    return family
+
+
+def feature_id(key: tuple) -> int:
+    fid = _ids.get(key)
+    if fid is None:
+        fid = _ids[key] = zlib.crc32(repr(key).encode())
+    return fid
+
+
+def abstract(value):
+    """The coarse state a value feature records."""
+    t = type(value)
+    if t is bool or value is None:
+        return value
+    if t is int:
+        return value if value < 3 else (3 if value < GUP_PIN_COUNTING_BIAS else "pinned")
+    if t is Pte:
+        if not value.present:
+            return ("swp", value.swp_exclusive)
+        f = value.folio
+        if f.kind != ANON:
+            return (f.kind, value.write)
+        return ("anon", value.write, f.anon_exclusive, f.mapcount > 1,
+                f._refcount >= GUP_PIN_COUNTING_BIAS, f.swapcache)
+    if t is TlbEntry:
+        return ("tlb", value.write)
+    if t is dict:
+        return bool(value)
+    return t.__name__
+
+
+class Probe:
+    """Follows ``prefix``, then a seeded random walk; records decisions and conflicts."""
+
+    __slots__ = ("prefix", "rng", "switch", "fail", "steps", "labels", "tids",
+                 "decisions", "conflicts", "features", "_last", "_seen")
+
+    def __init__(self, prefix, seed: int, switch: float = 0.3, fail: float = 0.0):
+        self.prefix = prefix
+        self.rng = random.Random(seed)
+        self.switch = switch
+        self.fail = fail
+        self.steps = 0                      # steps closed so far
+        self.labels: list[str] = []         # label of each step
+        self.tids: list[int] = []           # task of each step
+        self.decisions: list[tuple[int, tuple | None, int]] = []   # (next step, tids, chosen)
+        self.conflicts: list[tuple[int, int]] = []
+        self.features: set[int] = set()
+        self._last: dict[tuple, int] = {}   # (object id, family) -> step that last wrote it
+        self._seen: set = set()
+
+    def choose(self, n, label, runnable):
+        d = len(self.decisions)
+        if d < len(self.prefix):
+            c = self.prefix[d] % n
+        elif runnable is None:
+            c = 1 if self.fail and self.rng.random() < self.fail else 0
+        elif self.rng.random() < self.switch:
+            c = self.rng.randrange(1, n)
+        else:
+            c = 0
+        self.decisions.append((self.steps, None if runnable is None else
+                               tuple(t.tid for t in runnable), c))
+        return c
+
+    def observe(self, step) -> None:
+        i = self.steps
+        self.steps = i + 1
+        tid = step.tid
+        label = step.label
+        self.labels.append(label)
+        self.tids.append(tid)
+        features = self.features
+        features.add(feature_id(("point", label)))
+        if not step.changes:
+            return
+        last = self._last
+        labels, tids = self.labels, self.tids
+        for change in step.changes:
+            family = field_family(change[1])
+            features.add(feature_id(("value", label, family, abstract(change[-1]))))
+            key = (id(change[0]), family)
+            prev = last.get(key)
+            last[key] = i
+            if prev is not None and prev != i and tids[prev] != tid:
+                sig = (labels[prev], label, family)
+                if sig not in self._seen:
+                    self._seen.add(sig)
+                    features.add(feature_id(("conflict",) + sig))
+                    if len(self.conflicts) < MAX_CONFLICTS:
+                        self.conflicts.append((prev, i))

@@ -1,0 +1,97 @@
+"""Guided: a corpus of programs, re-run with fresh interleavings and mutated where
+the interleavings conflict (fuzz/search/guided/).
+
+Each iteration either generates a program (as random does) or picks a corpus
+entry by its energy -- the rarity of its features -- and makes one of:
+
+* a fresh interleaving: the entry's recorded schedule cut at a random
+  decision, a newly seeded walk after it;
+* a schedule aimed at a conflict the entry reached (swap, delay, tighten);
+* a program mutation (fuzz/program/mutate.py), its schedule left to the walk.
+
+The walk's switch probability is drawn per execution, so some walks let a
+task run long uninterrupted and others switch often. An execution that
+reaches a feature no earlier one did joins the corpus with the schedule it
+followed, which replays it exactly.
+"""
+
+from __future__ import annotations
+
+from fuzz.program.generate import random_program
+from fuzz.program.mutate import PROGRAM_MUTATION_WEIGHTS, crossover, delete_op, mutate
+from fuzz.runtime.executor import execute
+from fuzz.search.guided.corpus import Corpus, Entry
+from fuzz.search.guided.probe import Probe
+from fuzz.search.guided.schedules import targeted
+
+#: probability of generating a fresh program instead of picking an entry
+GENERATE = 0.2
+#: what to do with a picked entry: (kind, weight)
+MOVES = (("reseed", 4), ("targeted", 3), ("mutate", 3), ("crossover", 1))
+#: switch probabilities of the seeded walk, drawn per execution
+SWITCHES = (0.05, 0.1, 0.2, 0.3, 0.5)
+#: mutated programs keep at most this many operations (generated ones have up to 6 per
+#: thread): bigger programs cost more per execution and rarely matter
+MAX_PROGRAM_OPS = 12
+
+
+def _bounded(rng, program):
+    while program.op_count() > MAX_PROGRAM_OPS:
+        program = delete_op(rng, program)
+    return program
+
+
+class Guided:
+    def __init__(self, session, options: dict):
+        self.session = session
+        self.corpus = Corpus()
+        self.known = 0                   # session.corpus entries accounted for
+        self.moves = [m for m, w in MOVES for _ in range(w)]
+
+    def _next_input(self, rng):
+        """(program, prefix) for the next execution."""
+        corpus = self.corpus
+        if not len(corpus) or rng.random() < GENERATE:
+            return random_program(rng, max_threads=3, max_ops=6, schedule_len=0), ()
+        entry = corpus.pick(rng)
+        move = rng.choice(self.moves)
+        if move == "targeted" and entry.conflicts:
+            prefix = targeted(rng, entry.choices, entry.decisions, entry.tids,
+                              rng.choice(entry.conflicts))
+            if prefix is not None:
+                return entry.program, prefix
+            move = "reseed"
+        if move == "mutate":
+            return _bounded(rng, mutate(rng, entry.program, weights=PROGRAM_MUTATION_WEIGHTS)), ()
+        if move == "crossover":
+            other = corpus.pick(rng)
+            return _bounded(rng, crossover(rng, entry.program, other.program)), ()
+        return entry.program, entry.choices[:rng.randint(0, len(entry.choices))]
+
+    def _absorb(self, probe, outcome) -> None:
+        """Entries the session kept since we last looked: ours (with the probe's record),
+        and those other workers sent (re-run once for theirs)."""
+        session = self.session
+        while self.known < len(session.corpus):
+            program = session.corpus[self.known]
+            self.known += 1
+            if probe is not None and self.known == len(session.corpus):
+                self.corpus.add(Entry(program, outcome.features, probe))
+            else:
+                replay = Probe(program.schedule, 0, switch=0.0)
+                execute(program, session.variant_cls, replay)
+                self.corpus.add(Entry(program, replay.features, replay))
+
+    def run_slice(self, rng) -> None:
+        session = self.session
+        self._absorb(None, None)
+        while not session.done():
+            program, prefix = self._next_input(rng)
+            probe = Probe(prefix, rng.getrandbits(32), switch=rng.choice(SWITCHES),
+                          fail=0.05 if program.fault_injection else 0.0)
+            outcome = session.execute(program, probe, own_features=True)
+            self.corpus.count(outcome.features)
+            self._absorb(probe, outcome)
+
+    def close(self) -> None:
+        pass
