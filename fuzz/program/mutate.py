@@ -3,7 +3,8 @@
 Used by the coverage strategy's libFuzzer custom mutator and by the
 corpus-driven random strategy. Each mutation is a small edit that keeps
 the program valid: insert, delete, replace or duplicate an operation, move
-one between threads, tweak an argument, add or drop a thread or mapping,
+one between threads, copy one into another thread to race with itself
+(syzkaller's collide), tweak an argument, add or drop a thread or mapping,
 and edit the schedule (change a choice, insert or delete a preemption,
 truncate). Crossover splices two programs (thread lists, or one program's
 operations with the other's schedule). Weights are data (MUTATION_WEIGHTS).
@@ -20,6 +21,7 @@ from fuzz.program.program import ARG_DOMAINS, MAX_PROCS, OPS, Op, Program, Threa
 
 MUTATION_WEIGHTS: dict[str, int] = {
     "insert_op": 10, "delete_op": 6, "replace_op": 6, "duplicate_op": 3, "move_op": 3,
+    "collide_op": 6,
     "tweak_arg": 10, "add_thread": 2, "drop_thread": 1, "add_fork": 2, "remap": 1,
     "schedule_choice": 12, "schedule_insert": 8, "schedule_delete": 5, "schedule_truncate": 2,
     "schedule_reroll": 3,
@@ -89,6 +91,29 @@ def move_op(rng, p):
         return p
     dst.insert(rng.randint(0, len(dst)), src.pop(rng.randrange(len(src))))
     return _set_thread(_set_thread(p, i, src), j, dst)
+
+
+def collide_op(rng, p):
+    """Copy an operation into another thread of its process, so that the two run
+    concurrently (syzkaller's collide mode races a call with its copy). With one
+    thread in the process, the copy gets a new thread."""
+    i = _pick_thread(rng, p)
+    ops = p.threads[i].ops
+    if not ops:
+        return p
+    op = ops[rng.randrange(len(ops))]
+    pid = p.threads[i].pid
+    others = [j for j, t in enumerate(p.threads) if j != i and t.pid == pid]
+    if not others:
+        if len(p.threads) >= MAX_THREADS or op.name == "fork":
+            return p
+        return replace(p, threads=p.threads + (ThreadSpec(pid, (op,)),))
+    j = rng.choice(others)
+    dst = list(p.threads[j].ops)
+    if len(dst) >= MAX_OPS or op.name == "fork":
+        return p
+    dst.insert(rng.randint(0, len(dst)), op)
+    return _set_thread(p, j, dst)
 
 
 def tweak_arg(rng, p):

@@ -3,27 +3,35 @@
 Every entry is a program with the schedule it followed, plus what its
 execution showed: its features, its decisions and its conflicting steps
 (probe.py). ``hits`` counts, for every feature, the executions that reached
-it. An entry's energy is the sum over its features of 1 / hits: an entry
-that alone reaches a feature few executions reach gets picked far more often
-than one whose features every execution reaches (libFuzzer's Entropic and
-RFF's rare reads-from pairs favour rare features the same way). Energy is
-recomputed every ``REWEIGH`` executions, not per pick.
+it.
+
+Each feature is owned by the cheapest entry that reaches it (fewest steps:
+AFL's favoured entries), and its weight, 1 / hits, goes to that owner only.
+An entry's energy is the weight of the features it owns, so an entry that
+owns a feature few executions reach gets picked far more often than one
+whose features every execution reaches, or that others reach more cheaply
+(libFuzzer's Entropic and RFF's rare reads-from pairs favour rare features
+the same way). Picking an entry re-runs it, which makes its features less
+rare: energy balances itself. Energy is recomputed every ``REWEIGH``
+executions, not per pick.
 """
 
 from __future__ import annotations
 
 import bisect
-import itertools
 
 REWEIGH = 256
 
 
 class Entry:
-    __slots__ = ("program", "features", "choices", "decisions", "tids", "conflicts", "picked")
+    __slots__ = ("program", "features", "choices", "decisions", "tids", "conflicts", "picked",
+                 "cost", "energy")
 
     def __init__(self, program, features, probe):
         self.program = program
         self.features = tuple(sorted(features))
+        self.cost = probe.steps if probe is not None else 1
+        self.energy = 0.0
         self.decisions = probe.decisions if probe is not None else []
         self.choices = tuple(d[2] for d in self.decisions)
         self.tids = probe.tids if probe is not None else []
@@ -49,18 +57,33 @@ class Corpus:
 
     def add(self, entry: Entry) -> None:
         self.entries.append(entry)
-        if self._cumulative:                 # weighed now, reweighed with the others later
-            self._cumulative.append(self._cumulative[-1] + self.energy(entry))
+        self._until = min(self._until, 16)   # weigh the newcomer soon
 
-    def energy(self, entry: Entry) -> float:
+    def weigh(self) -> None:
+        """Give each feature's weight to its cheapest entry."""
         hits = self.hits
-        return sum(1.0 / hits.get(f, 1) for f in entry.features) / (1.0 + 0.1 * entry.picked)
+        owner: dict[int, Entry] = {}
+        for e in self.entries:
+            e.energy = 0.0
+            for f in e.features:
+                cur = owner.get(f)
+                if cur is None or e.cost < cur.cost:
+                    owner[f] = e
+        for f, e in owner.items():
+            e.energy += 1.0 / hits.get(f, 1)
+        total = 0.0
+        cumulative = []
+        for e in self.entries:
+            total += e.energy / (1.0 + 0.1 * e.picked) + 1e-9
+            cumulative.append(total)
+        self._cumulative = cumulative
+        self._until = REWEIGH
 
     def pick(self, rng) -> Entry:
         if self._until <= 0 or not self._cumulative:
-            self._cumulative = list(itertools.accumulate(self.energy(e) for e in self.entries))
-            self._until = REWEIGH
-        x = rng.random() * self._cumulative[-1]
-        entry = self.entries[min(bisect.bisect_right(self._cumulative, x), len(self.entries) - 1)]
+            self.weigh()
+        cumulative = self._cumulative                 # entries added since: not yet weighed
+        x = rng.random() * cumulative[-1]
+        entry = self.entries[min(bisect.bisect_right(cumulative, x), len(cumulative) - 1)]
         entry.picked += 1
         return entry

@@ -21,17 +21,19 @@ Beside choosing, the probe keeps what schedule mutations aim at:
   the same pass and without instrumenting ``model/``:
 
   - point: a scheduling point (label) was reached;
-  - conflict: a step at label B of one task wrote a field family of an object
-    whose last writer was a step at label A of another task (KRACE's alias
-    coverage, by label pair rather than by instruction pair);
+  - conflict: a step in kernel function B of one task wrote a field family of
+    an object whose last writer was a step in function A of another task
+    (KRACE's alias coverage, by function pair rather than by instruction pair),
+    and the same at the level of the two tasks' operations (dontneed against
+    reclaim on a PTE): which calls raced, as Snowboard's concurrent call pairs;
   - value: a step at a label left a field family in an abstract state -- a
     count as 0, 1, 2, more or pinned; a flag; a PTE as none, swap (exclusive
     or not) or present (writable, the page exclusive, mapped more than once,
     pinned, in the swap cache) -- libFuzzer's value profile, for the states
     COW correctness turns on.
 
-  Features are stable ints (crc32 of their description), the same in every
-  process.
+  Lock bookkeeping (SYNC_FAMILIES) takes no part in either. Features are
+  stable ints (crc32 of their description), the same in every process.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ from model.page import ANON, GUP_PIN_COUNTING_BIAS
 from model.pgtable import Pte
 
 MAX_CONFLICTS = 48
+#: lock bookkeeping: these fields order critical sections but carry no data, and their
+#: label pairs would outnumber every other feature -- left out of the features
+SYNC_FAMILIES = frozenset({"owner", "readers", "writer", "mm_lock_seq", "signalled"})
 
 _families: dict[str, str] = {}
 _ids: dict[tuple, int] = {}
@@ -55,6 +60,11 @@ def field_family(field: str) -> str:
     if family is None:
         family = _families[field] = field.partition("[")[0].partition("#")[0].partition(".")[0]
     return family
+
+
+def function(label: str) -> str:
+    """"zap_pte_range:ptep_get" -> "zap_pte_range"."""
+    return label.partition(":")[0]
 
 
 def feature_id(key: tuple) -> int:
@@ -89,8 +99,8 @@ def abstract(value):
 class Probe:
     """Follows ``prefix``, then a seeded random walk; records decisions and conflicts."""
 
-    __slots__ = ("prefix", "rng", "switch", "fail", "steps", "labels", "tids",
-                 "decisions", "conflicts", "features", "_last", "_seen")
+    __slots__ = ("prefix", "rng", "switch", "fail", "steps", "labels", "tids", "ops",
+                 "decisions", "conflicts", "features", "_last", "_seen", "_op")
 
     def __init__(self, prefix, seed: int, switch: float = 0.3, fail: float = 0.0):
         self.prefix = prefix
@@ -103,6 +113,8 @@ class Probe:
         self.decisions: list[tuple[int, tuple | None, int]] = []   # (next step, tids, chosen)
         self.conflicts: list[tuple[int, int]] = []
         self.features: set[int] = set()
+        self.ops: list[str] = []            # the operation each step belongs to
+        self._op: dict[int, str] = {}       # tid -> the operation it is in
         self._last: dict[tuple, int] = {}   # (object id, family) -> step that last wrote it
         self._seen: set = set()
 
@@ -127,6 +139,14 @@ class Probe:
         label = step.label
         self.labels.append(label)
         self.tids.append(tid)
+        op = self._op.get(tid, "-")
+        for event in step.events:
+            if event[0] == "op":
+                op = event[1].partition(" ")[0]
+            elif event[0] == "ret":
+                op = "-"
+        self._op[tid] = op
+        self.ops.append(op)
         features = self.features
         features.add(feature_id(("point", label)))
         if not step.changes:
@@ -135,6 +155,8 @@ class Probe:
         labels, tids = self.labels, self.tids
         for change in step.changes:
             family = field_family(change[1])
+            if family in SYNC_FAMILIES:
+                continue
             features.add(feature_id(("value", label, family, abstract(change[-1]))))
             key = (id(change[0]), family)
             prev = last.get(key)
@@ -143,6 +165,8 @@ class Probe:
                 sig = (labels[prev], label, family)
                 if sig not in self._seen:
                     self._seen.add(sig)
-                    features.add(feature_id(("conflict",) + sig))
+                    features.add(feature_id(("conflict", function(sig[0]), function(label),
+                                             family)))
+                    features.add(feature_id(("calls", self.ops[prev], op, family)))
                     if len(self.conflicts) < MAX_CONFLICTS:
                         self.conflicts.append((prev, i))

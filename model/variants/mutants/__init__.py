@@ -11,4 +11,4 @@ Each has a hand-minimized reproducer in corpus/<name>/, clean upstream.
 """
 
 from model.variants.mutants import (  # noqa: F401  (they register themselves)
-    parallel_zap_flush_miss, reclaim_batched_flush_miss)
+    pageout_before_flush, parallel_zap_flush_miss, reclaim_batched_flush_miss)
