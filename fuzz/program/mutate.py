@@ -29,7 +29,9 @@ MUTATION_WEIGHTS: dict[str, int] = {
 
 
 def _gen(rng, p: Program) -> _Gen:
-    g = _Gen(rng, p.mappings, MAX_OPS)
+    used = [op.args[names.index("va")] for t in p.threads for op in t.ops
+            if "va" in (names := OPS[op.name])]
+    g = _Gen(rng, p.mappings, MAX_OPS, used)
     pids = {t.pid for t in p.threads}
     g.next_child = min(max(pids | {0}) + 1, MAX_PROCS)
     return g

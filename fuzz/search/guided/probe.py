@@ -1,9 +1,11 @@
 """The engine's chooser: an explicit prefix, then a seeded walk; it records what it saw.
 
 An input of the guided engine is (program, prefix, seed). The prefix is
-followed choice by choice; past it a random walk seeded with ``seed``
-decides, switching task with probability ``switch`` at each decision. So
-every execution of a corpus program samples a fresh interleaving, and the
+followed choice by choice; past it a sampler seeded with ``seed`` decides:
+a random walk that switches task with probability ``switch`` at each
+decision, or -- with ``pct_depth`` -- PCT (random task priorities and
+depth - 1 priority change points among the first ``k`` decisions). So every
+execution of a corpus program samples a fresh interleaving, and the
 execution still replays exactly: the scheduler records every effective
 choice, and that recorded schedule is what a kept entry carries.
 
@@ -97,16 +99,23 @@ def abstract(value):
 
 
 class Probe:
-    """Follows ``prefix``, then a seeded random walk; records decisions and conflicts."""
+    """Follows ``prefix``, then a seeded sampler; records decisions, conflicts, features."""
 
     __slots__ = ("prefix", "rng", "switch", "fail", "steps", "labels", "tids", "ops",
-                 "decisions", "conflicts", "features", "_last", "_seen", "_op")
+                 "decisions", "conflicts", "features", "_last", "_seen", "_op",
+                 "_priority", "_changes")
 
-    def __init__(self, prefix, seed: int, switch: float = 0.3, fail: float = 0.0):
+    def __init__(self, prefix, seed: int, switch: float = 0.3, fail: float = 0.0,
+                 pct_depth: int = 0, k: int = 100):
         self.prefix = prefix
         self.rng = random.Random(seed)
         self.switch = switch
         self.fail = fail
+        #: PCT: task priorities, and the decisions at which the running task drops
+        #: below every other (None: a random walk)
+        self._priority: dict[int, float] | None = {} if pct_depth else None
+        self._changes = sorted(len(prefix) + self.rng.randrange(max(k, 2))
+                               for _ in range(pct_depth - 1)) if pct_depth else []
         self.steps = 0                      # steps closed so far
         self.labels: list[str] = []         # label of each step
         self.tids: list[int] = []           # task of each step
@@ -124,6 +133,8 @@ class Probe:
             c = self.prefix[d] % n
         elif runnable is None:
             c = 1 if self.fail and self.rng.random() < self.fail else 0
+        elif self._priority is not None:
+            c = self._pct(d, runnable)
         elif self.rng.random() < self.switch:
             c = self.rng.randrange(1, n)
         else:
@@ -131,6 +142,21 @@ class Probe:
         self.decisions.append((self.steps, None if runnable is None else
                                tuple(t.tid for t in runnable), c))
         return c
+
+    def _pct(self, d: int, runnable) -> int:
+        priority = self._priority
+        changes = self._changes
+        while changes and d >= changes[0]:
+            changes.pop(0)
+            priority[runnable[0].tid] = -len(changes) - 1.0     # below every drawn one
+        best, best_p = 0, None
+        for i, task in enumerate(runnable):
+            p = priority.get(task.tid)
+            if p is None:
+                p = priority[task.tid] = self.rng.random()
+            if best_p is None or p > best_p:
+                best, best_p = i, p
+        return best
 
     def observe(self, step) -> None:
         i = self.steps

@@ -9,8 +9,9 @@ entry by its energy -- the rarity of its features -- and makes one of:
 * a schedule aimed at a conflict the entry reached (swap, delay, tighten);
 * a program mutation (fuzz/program/mutate.py), its schedule left to the walk.
 
-The walk's switch probability is drawn per execution, so some walks let a
-task run long uninterrupted and others switch often. An execution that
+The sampler past the prefix is drawn per execution: random walks of
+several switch probabilities (some let a task run long uninterrupted,
+others switch often) and PCT. An execution that
 reaches a feature no earlier one did joins the corpus with the schedule it
 followed, which replays it exactly.
 """
@@ -28,8 +29,12 @@ from fuzz.search.guided.schedules import targeted
 GENERATE = 0.2
 #: what to do with a picked entry: (kind, weight)
 MOVES = (("reseed", 4), ("targeted", 3), ("mutate", 3), ("crossover", 1))
-#: switch probabilities of the seeded walk, drawn per execution
-SWITCHES = (0.05, 0.1, 0.2, 0.3, 0.5)
+#: the samplers past the prefix, drawn per execution: random walks that switch task
+#: with these probabilities, and PCT of these depths (switch 0)
+SAMPLERS = ((0.1, 0), (0.2, 0), (0.3, 0), (0.5, 0), (0.0, 2), (0.0, 3), (0.0, 3))
+#: operations per thread of a generated program: small programs leave the walk fewer
+#: ways to miss a window; mutations grow the ones that matter
+GENERATED_OPS = 4
 #: mutated programs keep at most this many operations (generated ones have up to 6 per
 #: thread): bigger programs cost more per execution and rarely matter
 MAX_PROGRAM_OPS = 12
@@ -52,7 +57,7 @@ class Guided:
         """(program, prefix) for the next execution."""
         corpus = self.corpus
         if not len(corpus) or rng.random() < GENERATE:
-            return random_program(rng, max_threads=3, max_ops=6, schedule_len=0), ()
+            return random_program(rng, max_threads=3, max_ops=GENERATED_OPS, schedule_len=0), ()
         entry = corpus.pick(rng)
         move = rng.choice(self.moves)
         if move == "targeted" and entry.conflicts:
@@ -87,7 +92,9 @@ class Guided:
         self._absorb(None, None)
         while not session.done():
             program, prefix = self._next_input(rng)
-            probe = Probe(prefix, rng.getrandbits(32), switch=rng.choice(SWITCHES),
+            switch, depth = rng.choice(SAMPLERS)
+            probe = Probe(prefix, rng.getrandbits(32), switch=switch, pct_depth=depth,
+                          k=int(session.decisions_avg * 1.2) + 10,
                           fail=0.05 if program.fault_injection else 0.0)
             outcome = session.execute(program, probe, own_features=True)
             self.corpus.count(outcome.features)
