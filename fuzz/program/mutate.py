@@ -1,7 +1,7 @@
 """Structure-aware mutation and crossover of Programs.
 
-Used by the coverage strategy's libFuzzer custom mutator and by the
-corpus-driven random strategy. Each mutation is a small edit that keeps
+Used by the coverage strategy (operations and layout only: it chooses
+schedules itself) and by the libfuzzer strategy's custom mutator. Each mutation is a small edit that keeps
 the program valid: insert, delete, replace or duplicate an operation, move
 one between threads, copy one into another thread to race with itself
 (syzkaller's collide), tweak an argument, add or drop a thread or mapping,

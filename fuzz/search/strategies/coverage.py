@@ -1,217 +1,107 @@
-"""Coverage: libFuzzer (atheris) over the byte form, one harness process per worker.
+"""Coverage: a corpus of programs guided by interleaving and state coverage, re-run
+with fresh interleavings and mutated where the interleavings conflict
+(fuzz/search/guided/). Pure Python: no instrumentation of ``model/``, so an
+execution costs little more than a random one.
 
-The worker starts ``fuzz/search/harness.py`` under libFuzzer once, on a private
-corpus directory, and keeps it running across slices (restarting it if it
-dies); a slice is the interval between two harvests:
+Each iteration either generates a program (as random does) or picks a corpus
+entry by its energy -- the rarity of its features -- and makes one of:
 
-1. corpus entries the worker received from the campaign are written into
-   that directory, encoded (fuzz/program/bytecodec.py); libFuzzer's ``-reload``
-   picks them up within a second;
-2. libFuzzer fuzzes: line coverage of ``model/`` plus the interleaving
-   features as extra counters, with the structure-aware mutator;
-3. at the end of the slice the units libFuzzer added are decoded and kept
-   as corpus entries (it judged them new), the violations it recorded
-   (first per signature, one JSON line each) are reported, and the run
-   count and coverage counter are read from its status lines.
+* a fresh interleaving: the entry's recorded schedule cut at a random
+  decision, a newly seeded walk after it;
+* a schedule aimed at a conflict the entry reached (swap, delay, tighten);
+* a program mutation (fuzz/program/mutate.py), its schedule left to the walk.
 
-Restarting libFuzzer every slice would replay its whole corpus each time
-(a third of a 10 s slice once the corpus has a thousand entries). The
-harness is started through its console script, never ``python -m``:
-libFuzzer's -fork/-jobs/-merge modes re-execute argv[0].
+The sampler past the prefix is drawn per execution: random walks of
+several switch probabilities (some let a task run long uninterrupted,
+others switch often) and PCT. An execution that reaches a feature no
+earlier one did joins the corpus with the schedule it followed, which
+replays it exactly. Options: ``generate``, the share of fresh programs.
 """
 
 from __future__ import annotations
 
-import ctypes
-import hashlib
-import json
-import os
-import re
-import shutil
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
-from fuzz.program.bytecodec import decode, encode
 from fuzz.program.generate import random_program
-from fuzz.program.textcodec import ParseError, parse_program
+from fuzz.program.mutate import PROGRAM_MUTATION_WEIGHTS, crossover, delete_op, mutate
+from fuzz.runtime.executor import execute
+from fuzz.search.guided.corpus import Corpus, Entry
+from fuzz.search.guided.probe import Probe
+from fuzz.search.guided.schedules import targeted
 
-INITIAL_SEEDS = 16
-POLL_SECONDS = 0.5
-_STATUS = re.compile(rb"^#(\d+)\s.*\bcov: (\d+)", re.M)
-
-
-def harness_command() -> list[str]:
-    """The ``cowfuzz-libfuzzer`` console script of this interpreter's installation (an
-    executable: libFuzzer's -fork/-jobs/-merge modes re-execute argv[0])."""
-    script = Path(sys.executable).with_name("cowfuzz-libfuzzer")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("cowfuzz-libfuzzer")
-    if found is None:
-        raise RuntimeError("the cowfuzz-libfuzzer command is missing: install cowfuzz "
-                           "(pip install .) to use the coverage strategy")
-    return [found]
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGKILL when the worker dies, however it dies (Linux)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+#: probability of generating a fresh program instead of picking an entry
+GENERATE = 0.2
+#: what to do with a picked entry: (kind, weight)
+MOVES = (("reseed", 4), ("targeted", 3), ("mutate", 3), ("crossover", 1))
+#: the samplers past the prefix, drawn per execution: random walks that switch task
+#: with these probabilities, and PCT of these depths (switch 0)
+SAMPLERS = ((0.1, 0), (0.2, 0), (0.3, 0), (0.5, 0), (0.0, 2), (0.0, 3), (0.0, 3))
+#: operations per thread of a generated program: small programs leave the walk fewer
+#: ways to miss a window; mutations grow the ones that matter
+GENERATED_OPS = 4
+#: mutated programs keep at most this many operations: bigger programs cost more per
+#: execution and rarely matter
+MAX_PROGRAM_OPS = 12
 
 
-class LibFuzzer:
-    """The worker's libFuzzer process, its corpus directory, and what was read from it."""
-
-    def __init__(self, session, rng):
-        self.session = session
-        self.workdir = Path(session.workdir)
-        self.dir = self.workdir / "libfuzzer-corpus"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.known: set[str] = set(os.listdir(self.dir))
-        self.synced = 0                    # session.corpus entries written so far
-        self.rng = rng
-        self.proc = None
-        self.generation = 0
-        self.counted = self.slice_base = self.results_offset = 0
-        if not session.corpus:
-            for _ in range(INITIAL_SEEDS):
-                self.put(encode(random_program(rng, max_threads=3, max_ops=6)))
-
-    # -- the corpus directory ----------------------------------------------------------
-    def put(self, data: bytes) -> None:
-        name = hashlib.sha1(data).hexdigest()
-        if name not in self.known:
-            tmp = self.workdir / f".{name}"
-            tmp.write_bytes(data)
-            os.replace(tmp, self.dir / name)
-            self.known.add(name)
-
-    def sync(self) -> None:
-        corpus = self.session.corpus
-        for program in corpus[self.synced:]:
-            self.put(encode(program))
-        self.synced = len(corpus)
-
-    def harvest(self) -> None:
-        """Keep the units libFuzzer added since the last harvest."""
-        session = self.session
-        for name in sorted(set(os.listdir(self.dir)) - self.known):
-            self.known.add(name)
-            try:
-                data = (self.dir / name).read_bytes()
-            except OSError:
-                continue
-            session.keep(decode(data))
-        self.synced = len(session.corpus)
-
-    # -- the process -------------------------------------------------------------------
-    @property
-    def log(self) -> Path:
-        return self.workdir / f"libfuzzer-{self.generation}.log"
-
-    @property
-    def results(self) -> Path:
-        return self.workdir / f"results-{self.generation}.jsonl"
-
-    def start(self) -> None:
-        self.generation += 1
-        self.counted = 0                       # executions of this process counted so far
-        self.slice_base = 0                    # ... when the current slice began
-        self.results_offset = 0
-        s = self.session
-        designs = [arg for spec in s.designs for arg in ("--design", spec)]
-        cmd = [*harness_command(), "--variant", s.variant_name, *designs,
-               "--results", str(self.results), f"-seed={self.rng.randrange(1, 2**31)}",
-               "-reload=1", "-timeout=60", "-rss_limit_mb=4096", "-max_len=4096",
-               "-len_control=0",           # the custom mutator bounds program size itself
-               "-print_final_stats=1", f"-artifact_prefix={self.workdir}/", str(self.dir)]
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    def poll(self) -> None:
-        """Count executions since the last poll; restart libFuzzer if it died."""
-        statuses = _STATUS.findall(_tail(self.log, 8192))
-        if statuses:
-            total = int(statuses[-1][0])
-            self.session.runs += max(0, total - self.counted)
-            self.counted = max(self.counted, total)
-            self.session.edges = max(self.session.edges, int(statuses[-1][1]))
-        if self.proc is not None and self.proc.poll() is not None:
-            self.read_results()
-            tail = " | ".join(_tail(self.log, 600).decode(errors="replace").strip().splitlines()[-3:])
-            self.session.errors.append(f"libFuzzer exited with status {self.proc.returncode}, "
-                                       f"restarted: {tail}")
-            self.proc = None
-        if self.proc is None:
-            self.start()
-
-    def read_results(self) -> None:
-        """The violations libFuzzer's harness appended since the last read."""
-        try:
-            with open(self.results, "rb") as f:
-                f.seek(self.results_offset)
-                data = f.read()
-        except FileNotFoundError:
-            return
-        complete = data[:data.rfind(b"\n") + 1]
-        self.results_offset += len(complete)
-        for line in complete.decode(errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-                program = parse_program(record["program"], str(self.results))
-            except (ValueError, KeyError, ParseError):
-                continue
-            self.session.record(record["oracle"], record["signature"], program,
-                                run=max(0, record.get("run", 0) - self.slice_base),
-                                at=record.get("monotonic"))
-
-
-def _tail(path: Path, n: int) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - n))
-            return f.read()
-    except FileNotFoundError:
-        return b""
+def _bounded(rng, program):
+    while program.op_count() > MAX_PROGRAM_OPS:
+        program = delete_op(rng, program)
+    return program
 
 
 class CoverageGuided:
-    """The worker's libFuzzer process starts at the first slice and lives until close()."""
-
     def __init__(self, session, options: dict):
         self.session = session
-        self.libfuzzer: LibFuzzer | None = None
+        self.generate = options.get("generate", GENERATE)
+        self.corpus = Corpus()
+        self.known = 0                   # session.corpus entries accounted for
+        self.moves = [m for m, w in MOVES for _ in range(w)]
+
+    def _next_input(self, rng):
+        """(program, prefix) for the next execution."""
+        corpus = self.corpus
+        if not len(corpus) or rng.random() < self.generate:
+            return random_program(rng, max_threads=3, max_ops=GENERATED_OPS, schedule_len=0), ()
+        entry = corpus.pick(rng)
+        move = rng.choice(self.moves)
+        if move == "targeted" and entry.conflicts:
+            prefix = targeted(rng, entry.choices, entry.decisions, entry.tids,
+                              rng.choice(entry.conflicts))
+            if prefix is not None:
+                return entry.program, prefix
+            move = "reseed"
+        if move == "mutate":
+            return _bounded(rng, mutate(rng, entry.program, weights=PROGRAM_MUTATION_WEIGHTS)), ()
+        if move == "crossover":
+            other = corpus.pick(rng)
+            return _bounded(rng, crossover(rng, entry.program, other.program)), ()
+        return entry.program, entry.choices[:rng.randint(0, len(entry.choices))]
+
+    def _absorb(self, probe, outcome) -> None:
+        """Entries the session kept since we last looked: ours (with the probe's record),
+        and those other workers sent (re-run once for theirs)."""
+        session = self.session
+        while self.known < len(session.corpus):
+            program = session.corpus[self.known]
+            self.known += 1
+            if probe is not None and self.known == len(session.corpus):
+                self.corpus.add(Entry(program, outcome.features, probe))
+            else:
+                replay = Probe(program.schedule, 0, switch=0.0)
+                execute(program, session.variant_cls, replay)
+                self.corpus.add(Entry(program, replay.features, replay))
 
     def run_slice(self, rng) -> None:
         session = self.session
-        lf = self.libfuzzer
-        if lf is None:
-            lf = self.libfuzzer = LibFuzzer(session, rng)
-        lf.slice_base = lf.counted
-        lf.sync()
-        lf.poll()
+        self._absorb(None, None)
         while not session.done():
-            try:
-                lf.proc.wait(timeout=POLL_SECONDS)
-            except subprocess.TimeoutExpired:
-                pass
-            lf.poll()
-            lf.read_results()
-            session.beat()
-        lf.harvest()
-        lf.read_results()
+            program, prefix = self._next_input(rng)
+            switch, depth = rng.choice(SAMPLERS)
+            probe = Probe(prefix, rng.getrandbits(32), switch=switch, pct_depth=depth,
+                          k=int(session.decisions_avg * 1.2) + 10,
+                          fail=0.05 if program.fault_injection else 0.0)
+            outcome = session.execute(program, probe, own_features=True)
+            self.corpus.count(outcome.features)
+            self._absorb(probe, outcome)
 
     def close(self) -> None:
-        if self.libfuzzer is not None:
-            self.libfuzzer.stop()
+        pass
