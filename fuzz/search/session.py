@@ -43,7 +43,8 @@ class SliceRequest:
 class NewEntry:
     text: str                        # the program, .cow text, schedule as followed
     features: list[int]              # its features the worker had not seen
-    reason: str = "features"         # "features" (interleaving) or "coverage" (libFuzzer kept it)
+    reason: str = "features"         # "features" (interleaving), "smaller" (reaches known
+                                     # features more cheaply), "coverage" (libFuzzer kept it)
 
 
 @dataclass
@@ -164,16 +165,20 @@ class Session:
         self.decisions_avg += (outcome.decisions - self.decisions_avg) * 0.05
         new = outcome.features - self.features
         if new:
-            self.features |= new
-            self.new_features.extend(new)
-            kept = program.with_schedule(outcome.schedule)
-            self.corpus.append(kept)
-            self.linecov.add(kept)
-            self.new_entries.append(NewEntry(format_program(kept), sorted(new)))
+            self.add(program.with_schedule(outcome.schedule), new)
         if outcome.failed:
             self.record(outcome.oracle or outcome.verdict, signature(outcome, self.variant_name),
                         program.with_schedule(outcome.schedule))
         return outcome
+
+    def add(self, kept, new_features=(), reason: str = "features") -> None:
+        """Keep ``kept`` (a program with the schedule it followed) in the corpus."""
+        new_features = set(new_features)
+        self.features |= new_features
+        self.new_features.extend(new_features)
+        self.corpus.append(kept)
+        self.linecov.add(kept)
+        self.new_entries.append(NewEntry(format_program(kept), sorted(new_features), reason))
 
     def keep(self, program) -> None:
         """Keep a program that another engine judged new (libFuzzer's units), unrun; its

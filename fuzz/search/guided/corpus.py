@@ -39,10 +39,17 @@ class Entry:
         self.picked = 0
 
 
+#: an execution that reaches a feature in at most this share of its owner's steps
+#: joins the corpus (libFuzzer's -reduce_inputs): features drift to small programs,
+#: where fewer steps stand between a schedule and the window it must hit
+REDUCE = 0.8
+
+
 class Corpus:
     def __init__(self):
         self.entries: list[Entry] = []
         self.hits: dict[int, int] = {}
+        self.owner_cost: dict[int, int] = {}     # feature -> steps of its cheapest entry
         self._cumulative: list[float] = []
         self._until = 0
 
@@ -55,8 +62,24 @@ class Corpus:
             hits[f] = hits.get(f, 0) + 1
         self._until -= 1
 
+    def reduces(self, features, cost: int) -> bool:
+        """Whether an execution of ``cost`` steps reaches one of ``features`` much more
+        cheaply than the entry that owns it."""
+        owner_cost = self.owner_cost
+        limit = cost / REDUCE
+        for f in features:
+            c = owner_cost.get(f)
+            if c is not None and c > limit:
+                return True
+        return False
+
     def add(self, entry: Entry) -> None:
         self.entries.append(entry)
+        owner_cost = self.owner_cost
+        for f in entry.features:
+            c = owner_cost.get(f)
+            if c is None or entry.cost < c:
+                owner_cost[f] = entry.cost
         self._until = min(self._until, 16)   # weigh the newcomer soon
 
     def weigh(self) -> None:

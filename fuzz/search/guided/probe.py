@@ -34,6 +34,13 @@ Beside choosing, the probe keeps what schedule mutations aim at:
     pinned, in the swap cache) -- libFuzzer's value profile, for the states
     COW correctness turns on.
 
+  - reads-from: a load (or a device or pipe read) returned the zero page, the
+    latest value its process stored at that address, an older one, or one it
+    did not store -- with the operations the other tasks were in meanwhile
+    (RFF's reads-from pairs, at the level of values: a load that returns an
+    older store while a DONTNEED is in flight is one interleaving away from
+    one that returns it after);
+
   Lock bookkeeping (SYNC_FAMILIES) takes no part in either. Features are
   stable ints (crc32 of their description), the same in every process.
 """
@@ -103,7 +110,7 @@ class Probe:
 
     __slots__ = ("prefix", "rng", "switch", "fail", "steps", "labels", "tids", "ops",
                  "decisions", "conflicts", "features", "_last", "_seen", "_op",
-                 "_priority", "_changes")
+                 "_priority", "_changes", "_stored")
 
     def __init__(self, prefix, seed: int, switch: float = 0.3, fail: float = 0.0,
                  pct_depth: int = 0, k: int = 100):
@@ -124,6 +131,7 @@ class Probe:
         self.features: set[int] = set()
         self.ops: list[str] = []            # the operation each step belongs to
         self._op: dict[int, str] = {}       # tid -> the operation it is in
+        self._stored: dict[tuple, list] = {}   # (mm id, va) -> values stored there, in order
         self._last: dict[tuple, int] = {}   # (object id, family) -> step that last wrote it
         self._seen: set = set()
 
@@ -158,6 +166,27 @@ class Probe:
                 best, best_p = i, p
         return best
 
+    def _reads_from(self, tid: int, ctx, name: str, value: int) -> None:
+        where = ctx if len(ctx) == 2 else None
+        stored = self._stored.get(where)
+        if name in ("write", "devwrite"):
+            if stored is None:
+                stored = self._stored[where] = []
+            stored.append(value)
+            return
+        if name not in ("read", "devread", "piperead"):
+            return
+        if value == 0:
+            how = "zero"
+        elif stored and value == stored[-1]:
+            how = "latest"
+        elif stored and value in stored:
+            how = "older"
+        else:
+            how = "other"
+        meanwhile = tuple(sorted({o for t, o in self._op.items() if t != tid and o != "-"}))
+        self.features.add(feature_id(("reads-from", name, how, meanwhile[:2])))
+
     def observe(self, step) -> None:
         i = self.steps
         self.steps = i + 1
@@ -165,15 +194,17 @@ class Probe:
         label = step.label
         self.labels.append(label)
         self.tids.append(tid)
+        features = self.features
         op = self._op.get(tid, "-")
         for event in step.events:
             if event[0] == "op":
                 op = event[1].partition(" ")[0]
             elif event[0] == "ret":
                 op = "-"
+                if len(event) == 4:
+                    self._reads_from(tid, step.ctx, event[1], event[3])
         self._op[tid] = op
         self.ops.append(op)
-        features = self.features
         features.add(feature_id(("point", label)))
         if not step.changes:
             return

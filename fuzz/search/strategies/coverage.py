@@ -15,7 +15,10 @@ The sampler past the prefix is drawn per execution: random walks of
 several switch probabilities (some let a task run long uninterrupted,
 others switch often) and PCT. An execution that reaches a feature no
 earlier one did joins the corpus with the schedule it followed, which
-replays it exactly. Options: ``generate``, the share of fresh programs.
+replays it exactly; so does one that reaches a known feature in far fewer
+steps than the entry that owns it (libFuzzer's -reduce_inputs), so that
+features drift to small programs. Options: ``generate``, the share of fresh
+programs.
 """
 
 from __future__ import annotations
@@ -99,8 +102,11 @@ class CoverageGuided:
             probe = Probe(prefix, rng.getrandbits(32), switch=switch, pct_depth=depth,
                           k=int(session.decisions_avg * 1.2) + 10,
                           fail=0.05 if program.fault_injection else 0.0)
+            kept = len(session.corpus)
             outcome = session.execute(program, probe, own_features=True)
             self.corpus.count(outcome.features)
+            if len(session.corpus) == kept and self.corpus.reduces(outcome.features, probe.steps):
+                session.add(program.with_schedule(outcome.schedule), reason="smaller")
             self._absorb(probe, outcome)
 
     def close(self) -> None:
