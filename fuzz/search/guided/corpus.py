@@ -39,10 +39,12 @@ class Entry:
         self.picked = 0
 
 
-#: an execution that reaches a feature in at most this share of its owner's steps
-#: joins the corpus (libFuzzer's -reduce_inputs): features drift to small programs,
-#: where fewer steps stand between a schedule and the window it must hit
-REDUCE = 0.8
+#: an execution that reaches a rare feature (fewer than RARE executions reached it) in at
+#: most REDUCE of its owner's steps joins the corpus (libFuzzer's -reduce_inputs): rare
+#: features drift to small programs, where fewer steps stand between a schedule and
+#: the window it must hit
+REDUCE = 0.6
+RARE = 16
 
 
 class Corpus:
@@ -63,13 +65,14 @@ class Corpus:
         self._until -= 1
 
     def reduces(self, features, cost: int) -> bool:
-        """Whether an execution of ``cost`` steps reaches one of ``features`` much more
-        cheaply than the entry that owns it."""
+        """Whether an execution of ``cost`` steps reaches one of the rare ``features``
+        much more cheaply than the entry that owns it."""
         owner_cost = self.owner_cost
+        hits = self.hits
         limit = cost / REDUCE
         for f in features:
             c = owner_cost.get(f)
-            if c is not None and c > limit:
+            if c is not None and c > limit and hits.get(f, 0) < RARE:
                 return True
         return False
 

@@ -27,7 +27,7 @@ Beside choosing, the probe keeps what schedule mutations aim at:
     an object whose last writer was a step in function A of another task
     (KRACE's alias coverage, by function pair rather than by instruction pair),
     and the same at the level of the two tasks' operations (dontneed against
-    reclaim on a PTE): which calls raced, as Snowboard's concurrent call pairs;
+    reclaim): which calls raced, as Snowboard's concurrent call pairs;
   - value: a step at a label left a field family in an abstract state -- a
     count as 0, 1, 2, more or pinned; a flag; a PTE as none, swap (exclusive
     or not) or present (writable, the page exclusive, mapped more than once,
@@ -36,7 +36,7 @@ Beside choosing, the probe keeps what schedule mutations aim at:
 
   - reads-from: a load (or a device or pipe read) returned the zero page, the
     latest value its process stored at that address, an older one, or one it
-    did not store -- with the operations the other tasks were in meanwhile
+    did not store -- with each operation another task was in meanwhile
     (RFF's reads-from pairs, at the level of values: a load that returns an
     older store while a DONTNEED is in flight is one interleaving away from
     one that returns it after);
@@ -184,8 +184,8 @@ class Probe:
             how = "older"
         else:
             how = "other"
-        meanwhile = tuple(sorted({o for t, o in self._op.items() if t != tid and o != "-"}))
-        self.features.add(feature_id(("reads-from", name, how, meanwhile[:2])))
+        for other in {o for t, o in self._op.items() if t != tid and o != "-"} or ("-",):
+            self.features.add(feature_id(("reads-from", name, how, other)))
 
     def observe(self, step) -> None:
         i = self.steps
@@ -224,6 +224,6 @@ class Probe:
                     self._seen.add(sig)
                     features.add(feature_id(("conflict", function(sig[0]), function(label),
                                              family)))
-                    features.add(feature_id(("calls", self.ops[prev], op, family)))
+                    features.add(feature_id(("calls", self.ops[prev], op)))
                     if len(self.conflicts) < MAX_CONFLICTS:
                         self.conflicts.append((prev, i))

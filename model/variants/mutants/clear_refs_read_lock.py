@@ -1,25 +1,4 @@
-"""clear_refs write-protects under mmap_lock for read: a COW copy misses a store.
-
-Fixed by 29a951dfb3c3 "mm: fix clear_refs_write locking" (v5.11-rc5): "Turning
-page table entries read-only requires the mmap_sem held for writing. So stop
-doing the odd games with turning things from read locks to write locks and
-back. Just get the write lock." Until then fs/proc/task_mmu.c:clear_refs_write
-(v5.10) took the write lock only to clear VM_SOFTDIRTY, downgraded it, and
-write-protected the PTEs under the read lock, flushing the TLB once at the
-end (inc_tlb_flush_pending ... flush_tlb_mm). Page faults run meanwhile.
-With v5.9's page_count-based COW a write fault copies any page with an extra
-reference: a CPU that still holds the old writable translation stores into
-the old page after the copy was taken and before the fault's flush, and the
-store is lost (Nadav Amit's userfaultfd-wp race, "mm/userfaultfd: fix memory
-corruption due to writeprotect", had the same shape).
-
-This variant is reuse-refcount (v5.9 .. v5.18 COW) with v5.10's locking in
-clear_refs; clear_soft_dirty keeps the pinned-page skip of 9348b73c2e1b
-(v5.11-rc5, variant clear-refs-pinned without it), so the locking is the only
-bug. The reproducer needs a write-fault copy (here: a R/W pin of a page the
-pipe references) between clear_refs' write-protect and its flush, and a store
-through the stale translation inside the copy's window.
-"""
+"""clear_refs write-protects under mmap_lock for read: a COW copy misses a store."""
 
 from __future__ import annotations
 
@@ -31,6 +10,30 @@ from model.variants.historical import ReuseRefcount
 
 @register
 class ClearRefsReadLock(ReuseRefcount):
+    """clear_refs write-protects under mmap_lock for read: a COW copy misses a store.
+
+    Fixed by 29a951dfb3c3 "mm: fix clear_refs_write locking" (v5.11-rc5): "Turning
+    page table entries read-only requires the mmap_sem held for writing. So stop
+    doing the odd games with turning things from read locks to write locks and
+    back. Just get the write lock." Until then
+    fs/proc/task_mmu.c:clear_refs_write (v5.10) took the write lock only to clear
+    VM_SOFTDIRTY, downgraded it, and
+    write-protected the PTEs under the read lock, flushing the TLB once at the
+    end (inc_tlb_flush_pending ... flush_tlb_mm). Page faults run meanwhile.
+    With v5.9's page_count-based COW a write fault copies any page with an extra
+    reference: a CPU that still holds the old writable translation stores into
+    the old page after the copy was taken and before the fault's flush, and the
+    store is lost (Nadav Amit's userfaultfd-wp race, "mm/userfaultfd: fix memory
+    corruption due to writeprotect", had the same shape).
+
+    This variant is reuse-refcount (v5.9 .. v5.18 COW) with v5.10's locking in
+    clear_refs; clear_soft_dirty keeps the pinned-page skip of 9348b73c2e1b
+    (v5.11-rc5, variant clear-refs-pinned without it), so the locking is the only
+    bug. The reproducer needs a write-fault copy (here: a R/W pin of a page the
+    pipe references) between clear_refs' write-protect and its flush, and a store
+    through the stale translation inside the copy's window.
+    """
+
     name = "clear-refs-read-lock"
     description = "29a951dfb3c3 reverted (on reuse-refcount): clear_refs write-protects under the read lock"
     expected_oracle = "lost-write"

@@ -1,20 +1,4 @@
-"""Reclaim writes a page to swap before flushing the TLB entries it deferred.
-
-MUTANT of the batched unmap flush. Reclaim unmaps each page with
-try_to_unmap_one and defers the TLB flush (TTU_BATCH_FLUSH). A PTE that was
-dirty was writable, so another CPU may still hold a writable translation;
-d950c9477d51 "mm: defer flush of writable TLB entries" (v4.4), which made
-writable entries deferrable too, therefore flushes them before any IO starts:
-"the TLB must be flushed before any IO can start or the page is freed to
-avoid lost writes or data corruption" -- try_to_unmap_flush_dirty() before
-pageout() in mm/vmscan.c:shrink_folio_list (v7.0).
-
-Here pageout starts with the flush still deferred: a store through the stale
-writable entry after the page was written to swap leaves the page dirty in
-memory only (the PTE is gone, so nothing marks it dirty), reclaim frees it,
-and the next load swaps in the older contents. The reproducer needs reclaim
-preempted after the pageout, the store, then reclaim's end before the load.
-"""
+"""Reclaim writes a page to swap before flushing the TLB entries it deferred."""
 
 from __future__ import annotations
 
@@ -25,6 +9,24 @@ from model.variants import register
 
 @register
 class PageoutBeforeFlush(Kernel):
+    """Reclaim writes a page to swap before flushing the TLB entries it deferred.
+
+    MUTANT of the batched unmap flush. Reclaim unmaps each page with
+    try_to_unmap_one and defers the TLB flush (TTU_BATCH_FLUSH). A PTE that was
+    dirty was writable, so another CPU may still hold a writable translation;
+    d950c9477d51 "mm: defer flush of writable TLB entries" (v4.4), which made
+    writable entries deferrable too, therefore flushes them before any IO starts:
+    "the TLB must be flushed before any IO can start or the page is freed to
+    avoid lost writes or data corruption" -- try_to_unmap_flush_dirty() before
+    pageout() in mm/vmscan.c:shrink_folio_list (v7.0).
+
+    Here pageout starts with the flush still deferred: a store through the stale
+    writable entry after the page was written to swap leaves the page dirty in
+    memory only (the PTE is gone, so nothing marks it dirty), reclaim frees it,
+    and the next load swaps in the older contents. The reproducer needs reclaim
+    preempted after the pageout, the store, then reclaim's end before the load.
+    """
+
     name = "pageout-before-flush"
     description = "mutant: reclaim starts swap IO before flushing the deferred writable TLB entries"
     expected_oracle = "lost-write"
