@@ -21,16 +21,21 @@ from __future__ import annotations
 import bisect
 
 REWEIGH = 256
+#: share of picks by rarity; the others go by interleaving potential: conflicting step
+#: pairs per step of the entry's execution (small programs whose threads meet often)
+RARITY_SHARE = float(__import__("os").environ.get("RS", "0.5"))
 
 
 class Entry:
     __slots__ = ("program", "features", "choices", "decisions", "tids", "conflicts", "picked",
-                 "cost", "energy")
+                 "cost", "energy", "racing", "names")
 
     def __init__(self, program, features, probe):
         self.program = program
         self.features = tuple(sorted(features))
         self.cost = probe.steps if probe is not None else 1
+        self.racing = probe.racing if probe is not None else set()
+        self.names = probe.names if probe is not None else {}
         self.energy = 0.0
         self.decisions = probe.decisions if probe is not None else []
         self.choices = tuple(d[2] for d in self.decisions)
@@ -53,6 +58,7 @@ class Corpus:
         self.hits: dict[int, int] = {}
         self.owner_cost: dict[int, int] = {}     # feature -> steps of its cheapest entry
         self._cumulative: list[float] = []
+        self._potential: list[float] = []
         self._until = 0
 
     def __len__(self) -> int:
@@ -97,18 +103,23 @@ class Corpus:
                     owner[f] = e
         for f, e in owner.items():
             e.energy += 1.0 / hits.get(f, 1)
-        total = 0.0
-        cumulative = []
+        total = potential = 0.0
+        cumulative, potentials = [], []
         for e in self.entries:
-            total += e.energy / (1.0 + 0.1 * e.picked) + 1e-9
+            decay = 1.0 + 0.1 * e.picked
+            total += e.energy / decay + 1e-9
             cumulative.append(total)
+            potential += len(e.conflicts) / (e.cost * decay) + 1e-9
+            potentials.append(potential)
         self._cumulative = cumulative
+        self._potential = potentials
         self._until = REWEIGH
 
     def pick(self, rng) -> Entry:
         if self._until <= 0 or not self._cumulative:
             self.weigh()
-        cumulative = self._cumulative                 # entries added since: not yet weighed
+        # entries added since the last weighing wait for the next one
+        cumulative = self._cumulative if rng.random() < RARITY_SHARE else self._potential
         x = rng.random() * cumulative[-1]
         entry = self.entries[min(bisect.bisect_right(cumulative, x), len(cumulative) - 1)]
         entry.picked += 1

@@ -55,6 +55,8 @@ from model.page import ANON, GUP_PIN_COUNTING_BIAS
 from model.pgtable import Pte
 
 MAX_CONFLICTS = 48
+import os
+FUNCTION_PAIRS = os.environ.get("FP", "1") == "1"
 #: lock bookkeeping: these fields order critical sections but carry no data, and their
 #: label pairs would outnumber every other feature -- left out of the features
 SYNC_FAMILIES = frozenset({"owner", "readers", "writer", "mm_lock_seq", "signalled"})
@@ -110,7 +112,7 @@ class Probe:
 
     __slots__ = ("prefix", "rng", "switch", "fail", "steps", "labels", "tids", "ops",
                  "decisions", "conflicts", "features", "_last", "_seen", "_op",
-                 "_priority", "_changes", "_stored")
+                 "_priority", "_changes", "_stored", "names", "opindex", "racing", "_started")
 
     def __init__(self, prefix, seed: int, switch: float = 0.3, fail: float = 0.0,
                  pct_depth: int = 0, k: int = 100):
@@ -131,6 +133,11 @@ class Probe:
         self.features: set[int] = set()
         self.ops: list[str] = []            # the operation each step belongs to
         self._op: dict[int, str] = {}       # tid -> the operation it is in
+        self.opindex: list[int] = []        # per step: which operation of its thread (-1: none)
+        self._started: dict[int, int] = {}  # tid -> operations started
+        self.names: dict[int, str] = {}     # tid -> task name, as seen at decisions
+        #: (tid, operation index) of every operation with a step in a conflict
+        self.racing: set[tuple[int, int]] = set()
         self._stored: dict[tuple, list] = {}   # (mm id, va) -> values stored there, in order
         self._last: dict[tuple, int] = {}   # (object id, family) -> step that last wrote it
         self._seen: set = set()
@@ -147,8 +154,12 @@ class Probe:
             c = self.rng.randrange(1, n)
         else:
             c = 0
-        self.decisions.append((self.steps, None if runnable is None else
-                               tuple(t.tid for t in runnable), c))
+        if runnable is None:
+            self.decisions.append((self.steps, None, c))
+        else:
+            for t in runnable:
+                self.names[t.tid] = t.name
+            self.decisions.append((self.steps, tuple(t.tid for t in runnable), c))
         return c
 
     def _pct(self, d: int, runnable) -> int:
@@ -199,12 +210,15 @@ class Probe:
         for event in step.events:
             if event[0] == "op":
                 op = event[1].partition(" ")[0]
+                self._started[tid] = self._started.get(tid, 0) + 1
             elif event[0] == "ret":
                 op = "-"
                 if len(event) == 4:
                     self._reads_from(tid, step.ctx, event[1], event[3])
         self._op[tid] = op
         self.ops.append(op)
+        opindex = self._started.get(tid, 0) - 1 if op != "-" else -1
+        self.opindex.append(opindex)
         features.add(feature_id(("point", label)))
         if not step.changes:
             return
@@ -219,11 +233,14 @@ class Probe:
             prev = last.get(key)
             last[key] = i
             if prev is not None and prev != i and tids[prev] != tid:
+                self.racing.add((tids[prev], self.opindex[prev]))
+                self.racing.add((tid, opindex))
                 sig = (labels[prev], label, family)
                 if sig not in self._seen:
                     self._seen.add(sig)
-                    features.add(feature_id(("conflict", function(sig[0]), function(label),
-                                             family)))
+                    if FUNCTION_PAIRS:
+                        features.add(feature_id(("conflict", function(sig[0]), function(label),
+                                                 family)))
                     features.add(feature_id(("calls", self.ops[prev], op)))
                     if len(self.conflicts) < MAX_CONFLICTS:
                         self.conflicts.append((prev, i))

@@ -9,7 +9,8 @@ entry by its energy -- the rarity of its features -- and makes one of:
 * a fresh interleaving: the entry's recorded schedule cut at a random
   decision, a newly seeded walk after it;
 * a schedule aimed at a conflict the entry reached (swap, delay, tighten);
-* a program mutation (fuzz/program/mutate.py), its schedule left to the walk.
+* a program mutation (fuzz/program/mutate.py), its schedule left to the walk;
+* its program sliced to the operations that took part in a conflict.
 
 The sampler past the prefix is drawn per execution: random walks of
 several switch probabilities (some let a task run long uninterrupted,
@@ -23,9 +24,12 @@ programs.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fuzz.program.generate import random_program
 from fuzz.program.mutate import PROGRAM_MUTATION_WEIGHTS, crossover, delete_op, mutate
-from fuzz.runtime.executor import execute
+from fuzz.program.program import ThreadSpec
+from fuzz.runtime.executor import execute, thread_name
 from fuzz.search.guided.corpus import Corpus, Entry
 from fuzz.search.guided.probe import Probe
 from fuzz.search.guided.schedules import targeted
@@ -33,7 +37,7 @@ from fuzz.search.guided.schedules import targeted
 #: probability of generating a fresh program instead of picking an entry
 GENERATE = 0.2
 #: what to do with a picked entry: (kind, weight)
-MOVES = (("reseed", 4), ("targeted", 3), ("mutate", 3), ("crossover", 1))
+MOVES = (("reseed", 4), ("targeted", 3), ("mutate", 3), ("crossover", 1), ("slice", 1))
 #: the samplers past the prefix, drawn per execution: random walks that switch task
 #: with these probabilities, and PCT of these depths (switch 0)
 SAMPLERS = ((0.1, 0), (0.2, 0), (0.3, 0), (0.5, 0), (0.0, 2), (0.0, 3), (0.0, 3))
@@ -49,6 +53,32 @@ def _bounded(rng, program):
     while program.op_count() > MAX_PROGRAM_OPS:
         program = delete_op(rng, program)
     return program
+
+
+def _slice(entry):
+    """The entry's program with only the operations that took part in a conflict (and the
+    forks): what the threads did apart from one another cannot change an interleaving.
+    None if nothing would go. Threads stay, even empty, so that each keeps its name."""
+    keep: dict[str, set] = {}
+    for tid, k in entry.racing:
+        name = entry.names.get(tid)
+        if name is not None and k >= 0:
+            keep.setdefault(name, set()).add(k)
+    seen = set(entry.names.values())
+    index: dict[int, int] = {}
+    threads = []
+    for spec in entry.program.threads:
+        i = index.get(spec.pid, 0)
+        index[spec.pid] = i + 1
+        name = thread_name(spec.pid, i)
+        if name not in seen:
+            threads.append(spec)
+            continue
+        ks = keep.get(name, ())
+        threads.append(ThreadSpec(spec.pid, tuple(op for j, op in enumerate(spec.ops)
+                                                  if j in ks or op.name == "fork")))
+    program = replace(entry.program, threads=tuple(threads), schedule=())
+    return program if program.op_count() < entry.program.op_count() else None
 
 
 class CoverageGuided:
@@ -74,6 +104,11 @@ class CoverageGuided:
             move = "reseed"
         if move == "mutate":
             return _bounded(rng, mutate(rng, entry.program, weights=PROGRAM_MUTATION_WEIGHTS)), ()
+        if move == "slice":
+            sliced = _slice(entry)
+            if sliced is not None:
+                return sliced, ()
+            move = "crossover"
         if move == "crossover":
             other = corpus.pick(rng)
             return _bounded(rng, crossover(rng, entry.program, other.program)), ()
