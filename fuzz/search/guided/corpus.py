@@ -23,7 +23,7 @@ import bisect
 REWEIGH = 256
 #: share of picks by rarity; the others go by interleaving potential: conflicting step
 #: pairs per step of the entry's execution (small programs whose threads meet often)
-RARITY_SHARE = float(__import__("os").environ.get("RS", "0.5"))
+RARITY_SHARE = 0.5
 
 
 class Entry:

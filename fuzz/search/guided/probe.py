@@ -23,16 +23,18 @@ Beside choosing, the probe keeps what schedule mutations aim at:
   the same pass and without instrumenting ``model/``:
 
   - point: a scheduling point (label) was reached;
-  - conflict: a step in kernel function B of one task wrote a field family of
-    an object whose last writer was a step in function A of another task
-    (KRACE's alias coverage, by function pair rather than by instruction pair),
-    and the same at the level of the two tasks' operations (dontneed against
-    reclaim): which calls raced, as Snowboard's concurrent call pairs;
-  - value: a step at a label left a field family in an abstract state -- a
-    count as 0, 1, 2, more or pinned; a flag; a PTE as none, swap (exclusive
-    or not) or present (writable, the page exclusive, mapped more than once,
-    pinned, in the swap cache) -- libFuzzer's value profile, for the states
-    COW correctness turns on.
+  - calls: a step of one task wrote an object whose last writer was a step of
+    another task, by the two tasks' operations (dontneed against reclaim):
+    which calls raced, as Snowboard's concurrent call pairs. (KRACE's finer
+    alias coverage -- by kernel function pair and field -- doubled the corpus
+    without finding more; the engine still aims schedules at these pairs);
+  - value: a step at a label changed a field family and left it, or its page,
+    in an abstract state -- a page as exclusive or not, mapped more than
+    once, pinned, in the swap cache, locked, freed; a PTE as none, swap
+    (exclusive or not) or present (writable, and its page's state); a count
+    as 0, 1, 2, more or pinned; a flag -- libFuzzer's value profile, for the
+    states COW correctness turns on (GUP-fast grabbing a page that fork has
+    just made shared is one of these);
 
   - reads-from: a load (or a device or pipe read) returned the zero page, the
     latest value its process stored at that address, an older one, or one it
@@ -51,12 +53,10 @@ import random
 import zlib
 
 from model.mm import TlbEntry
-from model.page import ANON, GUP_PIN_COUNTING_BIAS
+from model.page import ANON, GUP_PIN_COUNTING_BIAS, Folio
 from model.pgtable import Pte
 
 MAX_CONFLICTS = 48
-import os
-FUNCTION_PAIRS = os.environ.get("FP", "1") == "1"
 #: lock bookkeeping: these fields order critical sections but carry no data, and their
 #: label pairs would outnumber every other feature -- left out of the features
 SYNC_FAMILIES = frozenset({"owner", "readers", "writer", "mm_lock_seq", "signalled"})
@@ -73,16 +73,18 @@ def field_family(field: str) -> str:
     return family
 
 
-def function(label: str) -> str:
-    """"zap_pte_range:ptep_get" -> "zap_pte_range"."""
-    return label.partition(":")[0]
-
-
 def feature_id(key: tuple) -> int:
     fid = _ids.get(key)
     if fid is None:
         fid = _ids[key] = zlib.crc32(repr(key).encode())
     return fid
+
+
+def folio_state(folio) -> tuple:
+    """A page's COW-relevant state: exclusive, mapped more than once, pinned, in the swap
+    cache, locked, freed."""
+    return (folio.anon_exclusive, folio.mapcount > 1, folio._refcount >= GUP_PIN_COUNTING_BIAS,
+            folio.swapcache, folio.locked, folio.freed)
 
 
 def abstract(value):
@@ -228,7 +230,9 @@ class Probe:
             family = field_family(change[1])
             if family in SYNC_FAMILIES:
                 continue
-            features.add(feature_id(("value", label, family, abstract(change[-1]))))
+            obj = change[0]
+            state = folio_state(obj) if type(obj) is Folio else abstract(change[-1])
+            features.add(feature_id(("value", label, family, state)))
             key = (id(change[0]), family)
             prev = last.get(key)
             last[key] = i
@@ -238,9 +242,6 @@ class Probe:
                 sig = (labels[prev], label, family)
                 if sig not in self._seen:
                     self._seen.add(sig)
-                    if FUNCTION_PAIRS:
-                        features.add(feature_id(("conflict", function(sig[0]), function(label),
-                                                 family)))
                     features.add(feature_id(("calls", self.ops[prev], op)))
                     if len(self.conflicts) < MAX_CONFLICTS:
                         self.conflicts.append((prev, i))
