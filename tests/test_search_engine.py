@@ -73,7 +73,7 @@ def test_a_search_is_the_same_in_any_process(strategy):
 
 class _Probe:
     steps = 0
-    decisions, tids, conflicts = [], [], []
+    decisions, tids, conflicts, racing, names = [], [], [], set(), {}
 
 
 def test_a_feature_weighs_on_its_cheapest_entry_only():
