@@ -19,28 +19,26 @@ after every rule the program built so far runs, and no oracle may fire.
 
 from __future__ import annotations
 
+import functools
+
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from fuzz.program.bytecodec import MAX_OPS, MAX_THREADS
-from fuzz.runtime.executor import execute
-from fuzz.program.generate import OP_WEIGHTS
-from fuzz.program.program import (ARG_DOMAINS, KINDS, MAX_PROCS, OPS, PROTS, Op, Program,
-                          ThreadSpec, fit_mapping)
+from fuzz.program.ops import ACCESS, LIFE, OPERATIONS, PATH, Arg, forked_child, shrink_order
+from fuzz.program.ops import SLOT as SLOT_ARG
+from fuzz.program.program import KINDS, MAX_PROCS, PROTS, SWAPS, Op, Program, ThreadSpec, fit_mapping
 from fuzz.program.textcodec import format_program
+from fuzz.runtime.executor import execute
 from model.pgtable import USER_PAGES
 
-#: operations in shrink order: Hypothesis shrinks a choice towards the first
-OP_NAMES: tuple[str, ...] = ("read", "write", "fork", "pin", "unpin", "devread", "devwrite",
-                             "mprotect", "dontneed", "pageout", "reclaim", "munmap", "mmap",
-                             "vmsplice", "piperead", "clear_refs", "procmem", "exit",
-                             "signal", "wait", "waitpid")
-assert set(OP_NAMES) == set(OPS)
 
-#: the default draw: operations repeated by their weight in generated programs
-#: (fuzz/program/generate.py), in shrink order (Hypothesis samples uniformly)
-WEIGHTED_OPS: tuple[str, ...] = tuple(name for name in OP_NAMES
-                                      for _ in range(max(1, (OP_WEIGHTS[name] + 1) // 2)))
+def weighted_ops() -> tuple[str, ...]:
+    """The default draw: operation names in shrink order, each repeated by its weight
+    in generated programs (Hypothesis samples uniformly), at least once."""
+    return tuple(name for name in shrink_order()
+                 for _ in range(max(1, (OPERATIONS[name].weight + 1) // 2)))
+
 
 #: a preemption: switch to the k-th runnable task after the current one
 CHOICES_NONZERO = st.integers(1, 3)
@@ -74,16 +72,9 @@ PREFERRED = {
     "life": ("longterm", "short"),
 }
 
-
-def _values(name: str) -> tuple:
-    return PREFERRED.get(name) or tuple(ARG_DOMAINS.get(name, ()))
-
-
 _POPULATE = st.sampled_from(PREFERRED["populate"])
 _KIND = st.sampled_from(KINDS)
 _PROT = st.sampled_from(PROTS)
-_ARGS = {name: st.sampled_from(_values(name)) for name in ARG_DOMAINS if name not in ("va", "npages")}
-_ARGS["npages"] = st.integers(1, 4)
 
 
 @st.composite
@@ -100,26 +91,35 @@ def mappings(draw, max_mappings: int = 3):
     return tuple(sorted(out, key=lambda m: m.va))
 
 
-def _arg_strategy(name: str, vas):
-    return st.sampled_from(vas) if name == "va" else _ARGS[name]
+@functools.cache
+def _arg_values(arg: Arg) -> st.SearchStrategy:
+    if arg.name == "npages":
+        return st.integers(1, 4)
+    return st.sampled_from(PREFERRED.get(arg.name) or tuple(arg.domain))
+
+
+def _arg_strategy(arg: Arg, vas):
+    return st.sampled_from(vas) if arg.name == "va" else _arg_values(arg)
 
 
 @st.composite
-def operations(draw, vas=tuple(range(USER_PAGES)), names=OP_NAMES):
-    """One operation; ``va`` arguments are drawn from ``vas`` (the mapped pages)."""
-    name = draw(st.sampled_from(names))
-    return Op(name, tuple(draw(_arg_strategy(a, vas)) for a in OPS[name]))
+def operations(draw, vas=tuple(range(USER_PAGES)), names=None):
+    """One operation (by default any, in shrink order); ``va`` arguments are drawn
+    from ``vas`` (the mapped pages)."""
+    name = draw(st.sampled_from(shrink_order() if names is None else names))
+    return Op(name, tuple(draw(_arg_strategy(a, vas)) for a in OPERATIONS[name].args))
 
 
 @st.composite
-def programs(draw, *, max_threads: int = 3, max_ops: int = 6, ops=WEIGHTED_OPS,
+def programs(draw, *, max_threads: int = 3, max_ops: int = 6, ops=None,
              faults: bool = False, schedule: bool = True):
     """Programs: mappings, threads of process 0, threads of forked children, a schedule.
 
     Within the byte form's bounds (at most 4 threads and 16 operations per
     thread), so every drawn program can join a coverage campaign's corpus.
 
-    ``ops`` restricts the operations drawn (a name may repeat, to weight it); ``faults`` lets the draw turn on
+    ``ops`` restricts the operations drawn (a name may repeat, to weight it;
+    ``weighted_ops()`` by default); ``faults`` lets the draw turn on
     allocation-failure injection; ``schedule=False`` leaves the schedule empty
     (the non-preemptive run).
     """
@@ -127,17 +127,18 @@ def programs(draw, *, max_threads: int = 3, max_ops: int = 6, ops=WEIGHTED_OPS,
     max_ops = min(max_ops, MAX_OPS)
     maps = draw(mappings())
     vas = tuple(va for m in maps for va in range(m.va, m.va + m.npages))
-    op = operations(vas, tuple(ops))
+    op = operations(vas, weighted_ops() if ops is None else tuple(ops))
     threads = [ThreadSpec(0, tuple(draw(st.lists(op, min_size=1, max_size=max_ops))))
                for _ in range(draw(st.integers(1, max_threads)))]
-    forked = sorted({o.args[0] for t in threads for o in t.ops if o.name == "fork"})
+    forked = sorted({forked_child(o) for t in threads for o in t.ops} - {None})
     for child in forked:
         for _ in range(draw(st.integers(0, 2))):
             if len(threads) < MAX_THREADS:
                 threads.append(ThreadSpec(child, tuple(draw(st.lists(op, max_size=max_ops)))))
     sched = draw(schedules()) if schedule else ()
     injection = draw(st.booleans()) if faults else False
-    return Program(maps, tuple(threads), sched, injection)
+    swap = draw(st.sampled_from(SWAPS))
+    return Program(maps, tuple(threads), sched, injection, swap=swap)
 
 
 class ProgramFailed(AssertionError):
@@ -147,17 +148,20 @@ class ProgramFailed(AssertionError):
 def check(program: Program, variant_cls, variant_name: str | None = None):
     """Run ``program``; raise ProgramFailed with the replay token and trace if it fails."""
     from fuzz.program.replay_token import make_token
+    from fuzz.triage.report import build_report, render_text
     outcome = execute(program, variant_cls)
     if outcome.failed:
         name = variant_name or getattr(variant_cls, "name", None) or variant_cls.__name__
+        failing = program.with_schedule(outcome.schedule)
         raise ProgramFailed(f"{outcome.trace.verdict}\n{make_token(program, name)}\n"
-                            f"{format_program(program.with_schedule(outcome.schedule))}"
-                            f"{outcome.trace.render_text()}")
+                            f"{format_program(failing)}\n"
+                            f"{render_text(build_report(program, name, outcome))}")
     return outcome
 
 
 THREAD = st.integers(0, MAX_THREADS - 1)      # reduced modulo the threads there are
-SLOT = st.sampled_from(ARG_DOMAINS["slot"][:2])
+SLOT = st.sampled_from(SLOT_ARG.domain[:2])
+PAGE = st.sampled_from((0, 1, 4))             # the machine's mapped pages
 
 
 class KernelMachine(RuleBasedStateMachine):
@@ -191,47 +195,44 @@ class KernelMachine(RuleBasedStateMachine):
     def program(self) -> Program:
         return Program(self.maps, tuple(self.threads), tuple(self.schedule))
 
-    def _append(self, index: int, name: str, *args) -> None:
+    def _append(self, index: int, name: str, **values) -> None:
+        """Append operation ``name`` to a thread; its arguments, in the operation
+        table's order, are taken by name from ``values``."""
+        args = tuple(values[arg] for arg in OPERATIONS[name].arg_names)
         i = index % len(self.threads)
         t = self.threads[i]
         self.threads[i] = ThreadSpec(t.pid, t.ops + (Op(name, args),))
 
-    @rule(index=THREAD, write=st.booleans(), va=st.sampled_from((0, 1, 4)))
+    @rule(index=THREAD, write=st.booleans(), va=PAGE)
     def access(self, index, write, va):
-        self._append(index, "write" if write else "read", va)
+        self._append(index, "write" if write else "read", va=va)
 
-    @rule(index=THREAD, slot=SLOT, va=st.sampled_from((0, 1, 4)),
-          access=st.sampled_from(ARG_DOMAINS["access"]), path=st.sampled_from(ARG_DOMAINS["path"]),
-          life=st.sampled_from(ARG_DOMAINS["life"]))
+    @rule(index=THREAD, slot=SLOT, va=PAGE, access=st.sampled_from(ACCESS.domain),
+          path=st.sampled_from(PATH.domain), life=st.sampled_from(LIFE.domain))
     def pin(self, index, slot, va, access, path, life):
-        self._append(index, "pin", slot, va, access, path, life)
+        self._append(index, "pin", slot=slot, va=va, access=access, path=path, life=life)
 
     @rule(index=THREAD, slot=SLOT, op=st.sampled_from(("devread", "devwrite", "unpin")))
     def use_pin(self, index, slot, op):
-        self._append(index, op, slot)
+        self._append(index, op, slot=slot)
 
     @rule(index=THREAD, op=st.sampled_from(("mprotect-r", "mprotect-rw", "dontneed", "pageout",
                                             "reclaim", "munmap")),
-          va=st.sampled_from((0, 1, 4)))
+          va=PAGE)
     def memory(self, index, op, va):
-        if op.startswith("mprotect"):
-            self._append(index, "mprotect", va, 1, op.split("-")[1])
-        elif op == "reclaim":
-            self._append(index, "reclaim", va)
-        else:
-            self._append(index, op, va, 1)
+        name, _, prot = op.partition("-")
+        self._append(index, name, va=va, npages=1, prot=prot)
 
     @rule(index=THREAD, op=st.sampled_from(("vmsplice", "piperead", "clear_refs", "procmem")),
-          va=st.sampled_from((0, 1, 4)), pid=st.integers(0, MAX_PROCS - 1))
+          va=PAGE, pid=st.integers(0, MAX_PROCS - 1))
     def kernel_access(self, index, op, va, pid):
-        args = {"vmsplice": (va,), "procmem": (pid % self.next_child, va)}.get(op, ())
-        self._append(index, op, *args)
+        self._append(index, op, va=va, pid=pid % self.next_child)
 
     @precondition(lambda self: self.next_child < MAX_PROCS)
     @rule(index=THREAD)
     def fork(self, index):
         """Fork from a thread; the child gets a thread of its own."""
-        self._append(index, "fork", self.next_child)
+        self._append(index, "fork", child=self.next_child)
         self.threads.append(ThreadSpec(self.next_child, ()))
         self.next_child += 1
 

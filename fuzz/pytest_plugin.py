@@ -4,9 +4,12 @@ Registered as a pytest entry point (``pytest11``), so in any project where
 cowfuzz is installed, ``pytest corpus/`` or ``pytest path/to/reproducers/``
 replays every .cow file on every variant its ``expect`` lines name and
 checks the recorded verdict ("clean", or the oracle that must fire). A
-failing item prints the crash report (fuzz/triage/report.py). A file that does not
-parse is a collection error naming the file and line; a file without
-expectations (a campaign's queue entry) is skipped.
+failing item prints one line: what was expected, what came, and which
+``expect`` line (file:line) to change if the new verdict is right; with
+``-v`` the crash report (fuzz/triage/report.py) or the trace follows. A file
+that does not parse (or is not a regular file, or is over a bound) is a
+collection error naming the file and line; a file without expectations is
+skipped. Whatever it collects, the plugin never makes pytest itself fail.
 
 A .cow file names designs by their registered names only; it never loads
 code. Designs of your own are declared in the pytest configuration,
@@ -48,8 +51,10 @@ class CowFile(pytest.File):
     def collect(self):
         try:
             program = read_program(self.path)
-        except (ParseError, OSError) as exc:
+        except ParseError as exc:
             raise self.CollectError(str(exc)) from None
+        except OSError as exc:
+            raise self.CollectError(f"{self.path}: {exc.strerror or exc}") from None
         if not program.expect:
             item = CowItem.from_parent(self, name="no-expectations", program=program,
                                        variant=None, verdict=None)
@@ -62,7 +67,12 @@ class CowFile(pytest.File):
 
 
 class VerdictMismatch(Exception):
-    """The replay's verdict is not the recorded one; the message is the report."""
+    """The replay's verdict is not the recorded one: one line, and the report or trace."""
+
+    def __init__(self, line: str, detail: str = ""):
+        super().__init__(line)
+        self.line = line
+        self.detail = detail
 
 
 class CowItem(pytest.Item):
@@ -74,27 +84,51 @@ class CowItem(pytest.Item):
 
     def runtest(self) -> None:
         from fuzz.runtime.executor import execute
-        from fuzz.triage.report import build_report, render_text
+        from fuzz.triage.regression import mismatch_message
+        from fuzz.triage.report import build_report, render_text, render_trace
         from model.variants import VariantError, get_variant
         try:
             variant_cls = get_variant(self.variant)
         except VariantError as exc:
             raise VerdictMismatch(f"{self.path}: {exc}") from None
         outcome = execute(self.program, variant_cls)
-        got = "clean" if not outcome.failed else (outcome.oracle or outcome.verdict)
+        got = outcome.status
         if got == self.verdict:
             return
-        text = (render_text(build_report(self.program, self.variant, outcome))
-                if outcome.failed else outcome.trace.render_text())
+        report = build_report(self.program, self.variant, outcome)
+        detail = render_text(report) if outcome.failed else render_trace(report)
         if outcome.error:
-            text += outcome.error
-        raise VerdictMismatch(f"{self.path} on {self.variant}: expected {self.verdict}, got "
-                              f"{got}\n\n{text}")
+            detail += outcome.error
+        raise VerdictMismatch(mismatch_message(self._shown_path(), self.variant, self.verdict,
+                                               got, self._expect_line()), detail)
+
+    def _shown_path(self) -> str:
+        """The file as the user would type it: relative to where pytest runs, if below it."""
+        try:
+            return str(self.path.relative_to(self.config.invocation_params.dir))
+        except ValueError:
+            return str(self.path)
+
+    def _expect_line(self) -> int | None:
+        """The line (from 1) of this item's expect line in its file."""
+        from fuzz.triage.regression import expect_line
+        if self.variant is None:
+            return None
+        try:
+            return expect_line(self.path.read_text(encoding="utf-8"), self.variant)
+        except (OSError, UnicodeDecodeError):
+            return None
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, VerdictMismatch):
-            return str(excinfo.value)
+            mismatch = excinfo.value
+            if self.config.get_verbosity() > 0 and mismatch.detail:
+                return f"{mismatch.line}\n\n{mismatch.detail}"
+            return mismatch.line
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self):
-        return self.path, None, f"{self.path.name} on {self.variant}: expect {self.verdict}"
+        # a line number, never None: pytest's skip report asserts one
+        line = self._expect_line()
+        return (self.path, line - 1 if line is not None else 0,
+                f"{self.path.name} on {self.variant}: expect {self.verdict}")

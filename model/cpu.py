@@ -8,6 +8,16 @@ and used, setting the dirty bit on a write as x86 does; anything else
 raises a page fault, handled by arch/x86/mm/fault.c:do_user_addr_fault
 (v7.0): first under the per-VMA lock, falling back to mmap_lock.
 
+The walk starts from the CPU's paging-structure cache (Intel SDM vol. 3A
+4.10.3, "Paging-Structure Caches"): a pmd it cached earlier is used instead
+of the live pmd, R/W bit included, until a flush with freed_tables drops it
+(model/tlb.py). A walk caches the pmd it reads; the MMU may also walk
+speculatively at any time, which the model takes to the extreme: every walk
+also caches each other present pmd of the mm not cached yet. x86 caches no
+non-present entry, and a page fault drops the entries the faulting address
+would use (SDM 4.10.4.1), so a stale cached table is used until a flush or
+until it fails a walk.
+
 The access itself (the load or store of the page contents) happens in the
 same step as the successful lookup, like one instruction.
 """
@@ -40,10 +50,17 @@ def access_error(write: bool, vma) -> bool:
 class CpuOps:
     """User accesses and the arch fault handler."""
 
+    #: walks start from the paging-structure cache (False: every walk reads the live pmd,
+    #: as the model did before it had one; tests use it to show what the cache adds)
+    paging_structure_caches = True
+
     def _hw_walk(self, thread, va: int, write: bool):
         """The MMU's page walk: a TLB entry if the PTE permits the access, else None."""
         mm = thread.process.mm
-        pmd = mm.pmd[pmd_index(va)]
+        idx = pmd_index(va)
+        pmd = mm.pmd[idx]
+        if self.paging_structure_caches:
+            pmd = self._psc_walk(thread, mm, idx, pmd)
         if pmd is None:
             return None
         table = pmd.table
@@ -60,12 +77,42 @@ class CpuOps:
             # x86 sets the Dirty bit in the PTE (not soft-dirty) on the first write
             new = pte._copy(dirty=True)
             table.ptes[pte_index(va)] = new
-            self.sched.log(table, f"pte[{va}]", pte, new)
+            self.sched.log_at(table, "pte", va, pte, new)
             pte = new
         entry = TlbEntry(pte.folio, writable, writable and pte.dirty)
-        self.sched.log(thread, f"tlb[{va}]", thread.tlb.get(va), entry)
+        self.sched.log_at(thread, "tlb", va, thread.tlb.get(va), entry)
         thread.tlb[va] = entry
         return entry
+
+    def _psc_walk(self, thread, mm, idx: int, live):
+        """The pmd a walk uses: the cached one, else the live one, which it caches."""
+        psc = self.paging_structure_cache(thread)
+        pmd = psc.get(idx)
+        if pmd is None:
+            pmd = live
+            if pmd is not None:
+                self.sched.log_at(thread, "psc", idx, None, pmd)
+                psc[idx] = pmd
+        elif pmd != live:
+            self.sched.note("psc", f"{thread.name} walks {pmd.table.name} through its cached "
+                                   f"pmd[{idx}] {pmd!r} (the pmd is {live!r})")
+        self._psc_prefetch(thread, mm, psc)
+        return pmd
+
+    def _psc_prefetch(self, thread, mm, psc: dict) -> None:
+        """Speculative walks: cache every present pmd of ``mm`` not cached yet."""
+        for idx, pmd in enumerate(mm.pmd):
+            if pmd is not None and idx not in psc:
+                self.sched.log_at(thread, "psc", idx, None, pmd)
+                psc[idx] = pmd
+
+    def _psc_fault(self, thread, va: int) -> None:
+        """A page fault drops the paging-structure entries the address would use."""
+        psc = self.paging_structure_cache(thread)
+        idx = pmd_index(va)
+        if idx in psc:
+            self.sched.log_at(thread, "psc", idx, psc[idx], None)
+            del psc[idx]
 
     async def user_access(self, thread, va: int, write: bool, label: str):
         """One user load or store at ``va``: returns the folio accessed, or a signal name."""
@@ -78,7 +125,7 @@ class CpuOps:
                 if entry is not None:
                     # a write through a read-only entry faults and drops it; a write
                     # through a clean writable entry re-walks to set the Dirty bit
-                    self.sched.log(thread, f"tlb[{va}]", entry, None)
+                    self.sched.log_at(thread, "tlb", va, entry, None)
                     del thread.tlb[va]
                 entry = self._hw_walk(thread, va, write)
             if entry is not None:
@@ -88,6 +135,7 @@ class CpuOps:
                                        f"freed page {folio.name} through its TLB",
                                        mm=mm.mid, va=va, pfn=folio.pfn)
                 return folio
+            self._psc_fault(thread, va)
             fault = await self.do_user_addr_fault(thread, va, write)
             if fault & VM_FAULT_OOM:
                 return OOM

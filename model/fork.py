@@ -15,19 +15,22 @@ copy_present_ptes (v7.0), order-0 folios:
   page is write-protected in parent and child; a swap entry is duplicated
   and loses its exclusive bit in both;
 * the parent's TLB is flushed once, at the end of dup_mmap, before its
-  mmap_lock is released.
+  mmap_lock is released;
+* a VM_DONTCOPY VMA (MADV_DONTFORK) is left out of the child; a
+  VM_WIPEONFORK one (MADV_WIPEONFORK) is created empty: no anon_vma, no
+  copy_page_range.
 """
 
 from __future__ import annotations
 
 from model.oracles.errors import KernelBug
-from model.flags import EAGAIN, ENOMEM, VM_DONTCOPY, VM_SHARED, is_cow_mapping
+from model.flags import EAGAIN, ENOMEM, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, is_cow_mapping
 from model.memory import maybe_mkwrite
 from model.mm import VmArea
 from model.page import ANON
-from model.pgtable import (PTRS_PER_PTE, USER_PAGES, mk_pte, pmd_addr_start, pmd_index, pte_index,
-                           pte_mkclean, pte_mkdirty, pte_mkold, pte_swp_clear_exclusive,
-                           pte_wrprotect)
+from model.pgtable import (PTRS_PER_PTE, USER_PAGES, PtePointer, mk_pte, pmd_addr_start,
+                           pmd_index, pte_index, pte_mkclean, pte_mkdirty, pte_mkold,
+                           pte_swp_clear_exclusive, pte_wrprotect)
 
 
 class ForkOps:
@@ -45,15 +48,22 @@ class ForkOps:
             retval = await self.dup_mmap_lock_vma(mpnt)
             if retval:
                 break
+            self.fork_window_lock_vma(oldmm, mpnt)             # ghost: the VMA is locked
             if mpnt.vm_flags & VM_DONTCOPY:
-                continue
+                continue                              # vma_iter_clear_gfp: not in the child
             tmp = VmArea(mm, mpnt.vm_start, mpnt.vm_end, mpnt.vm_flags, mpnt.vm_file, mpnt.vm_pgoff)
-            if mpnt.anon_vma and sched.should_fail("dup_mmap:anon_vma_fork"):
-                retval = -ENOMEM
-                break
-            tmp.anon_vma = mpnt.anon_vma
+            if tmp.vm_flags & VM_WIPEONFORK:
+                # VM_WIPEONFORK gets a clean slate in the child. Don't prepare anon_vma
+                # until fault since we don't copy page for current vma.
+                tmp.anon_vma = False
+            else:
+                if mpnt.anon_vma and sched.should_fail("dup_mmap:anon_vma_fork"):
+                    retval = -ENOMEM
+                    break
+                tmp.anon_vma = mpnt.anon_vma
             self.insert_vma(mm, tmp)
-            retval = await self.copy_page_range(tmp, mpnt)
+            if not tmp.vm_flags & VM_WIPEONFORK:
+                retval = await self.copy_page_range(tmp, mpnt)
             if retval:
                 break
         if retval:
@@ -68,6 +78,7 @@ class ForkOps:
             self.mmap_write_unlock(mm)
         oldmm.fork_in_progress -= 1
         await self.flush_tlb_mm(oldmm, "dup_mmap:flush_tlb_mm")
+        self.fork_window_close()                               # ghost
         self.mmap_write_unlock(oldmm)
         return retval
 
@@ -112,7 +123,6 @@ class ForkOps:
         """mm/memory.c:copy_pte_range (v7.0). ``src_pmd``: a pmd value to copy from instead
         of the source mm's live pmd (the COW PTE designs copy a shared table they just
         unhooked)."""
-        from model.kernel import PtePointer
         sched = self.sched
         dst_mm = dst_vma.vm_mm
         src_mm = src_vma.vm_mm

@@ -10,8 +10,9 @@ The kernel's ``__name`` functions are spelled ``_name`` here: Python mangles
 method names with two leading underscores.
 
 State lives in plain objects (model/page.py, model/pgtable.py, model/mm.py);
-every change is logged to the scheduler (``self.sched.log``) so the trace
-shows it and the oracles can check it. Ghost state used only by the oracles
+every change is logged to the scheduler (``self.sched.log``/``log_at``, a
+``Change`` of model/changes.py) so the trace shows it and the oracles can
+check it. ``self.sched`` is all the model knows of the scheduler (model/sched.py). Ghost state used only by the oracles
 lives in ``self.spec`` (model/oracles/spec.py); the kernel paths never read it.
 """
 
@@ -21,38 +22,31 @@ from model.cpu import CpuOps
 from model.oracles.errors import KernelBug, UseAfterFree
 from model.fork import ForkOps
 from model.gup import GupOps
-from model.oracles.invariants import Invariants
+from model.oracles.sharp import SharpOracles
 from model.locks import RwSemaphore
+from model.madvise import MadviseOps
 from model.memory import FaultOps
 from model.mm import File, MmStruct, Process, SwapSlot, Thread
 from model.mmap import MmapOps
 from model.mprotect import MprotectOps
+from model.mremap import MremapOps
 from model.page import FILE, ZERO, Folio, PageOps
-from model.pgtable import Pmd, PteTable, pmd_index, pte_index
+from model.pgtable import Pmd, PtePointer, PteTable, pmd_index, pte_index
 from model.proc import ProcOps
 from model.rmap import RmapOps
 from model.oracles.spec import Spec
+from model.sched import Sched
 from model.splice import SpliceOps
-from model.swap import SwapOps
+from model.swap import DISK, SwapInfo, SwapOps
 from model.syscalls import Syscalls
 from model.tlb import TlbOps
 from model.vmscan import VmscanOps
 from model.zap import ZapOps
 
 
-class PtePointer:
-    """A located PTE slot (the kernel's pte_t *): its table and index."""
-
-    __slots__ = ("table", "idx")
-
-    def __init__(self, table: PteTable, idx: int):
-        self.table = table
-        self.idx = idx
-
-
 class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOps,
-             MprotectOps, ProcOps, VmscanOps, SpliceOps, CpuOps, MmapOps, Syscalls,
-             Invariants):
+             MprotectOps, MremapOps, MadviseOps, ProcOps, VmscanOps, SpliceOps, CpuOps, MmapOps,
+             Syscalls, SharpOracles):
     """Upstream Linux v7.0."""
 
     #: registry name; variants override these four
@@ -64,7 +58,7 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
     affected = "-"
     fix = "-"
 
-    def __init__(self, sched):
+    def __init__(self, sched: Sched):
         self.sched = sched
         self.next_pfn = 1
         self.next_table = 1
@@ -76,6 +70,7 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
         self.tables: list[PteTable] = []
         self.files: dict[str, File] = {}
         self.swap_slots: dict[int, SwapSlot] = {}
+        self.swap_info = SwapInfo(DISK)
         self.processes: list[Process] = []
         self.mms: list[MmStruct] = []
         # tables waiting for an RCU grace period, with the tasks that may still see them
@@ -146,7 +141,7 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
 
     def set_pmd(self, mm: MmStruct, addr: int, pmd) -> None:
         idx = pmd_index(addr)
-        self.sched.log(mm, f"pmd[{idx}]", mm.pmd[idx], pmd)
+        self.sched.log_at(mm, "pmd", idx, mm.pmd[idx], pmd)
         mm.pmd[idx] = pmd
 
     def pmd_bad(self, pmd) -> bool:
@@ -175,6 +170,11 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
             raise UseAfterFree(f"{mm.name} walks freed page table {pmd.table.name}",
                                mm=mm.mid, va=addr, table=pmd.table.name)
         return PtePointer(pmd.table, pte_index(addr))
+
+    async def pte_offset_map_rw_nolock(self, mm: MmStruct, addr: int) -> PtePointer | None:
+        """mm/pgtable-generic.c:pte_offset_map_rw_nolock (v7.0): the PTE slot for a caller
+        that takes the ptl itself and then changes the table (move_ptes' new table)."""
+        return self.pte_offset_map(mm, addr)
 
     async def pte_offset_map_lock(self, mm: MmStruct, addr: int, label: str,
                                   readonly: bool = False):
@@ -207,11 +207,13 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
                                table=table.name, va=addr)
         old = table.ptes[ptep.idx]
         table.ptes[ptep.idx] = pte
-        self.sched.log(table, f"pte[{addr}]", old, pte)
+        self.sched.log_at(table, "pte", addr, old, pte)
         self.pte_changed(mm, addr, table, old, pte)
 
     def pte_changed(self, mm, addr, table, old, new) -> None:
-        """Hook for designs that must watch PTE writes (COW PTE table oracles)."""
+        """Hook for oracles that watch PTE writes (the fork window; COW PTE table oracles,
+        which extend it)."""
+        self.fork_window_pte_changed(mm, addr, old, new)
 
     def ptep_get_and_clear(self, mm: MmStruct, addr: int, ptep: PtePointer):
         old = self.ptep_get(ptep)

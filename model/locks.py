@@ -12,10 +12,8 @@ Each acquire is preceded by a scheduling point labelled by the caller
 be interleaved inside an unlock, and the releasing task's next point lets
 the woken waiters run.
 
-The ``sched`` argument is duck-typed (``fuzz.scheduler.Scheduler``):
-``point(label)``, ``wait(primitive, label)``, ``wake_all(primitive)``,
-``log(obj, field, old, new)`` and ``current``. ``model`` never imports
-``fuzz``.
+The ``sched`` argument is the scheduler as the model sees it
+(``model.sched.Sched``).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from model.flags import (FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_ORIG_PTE_VALID,
                          is_cow_mapping)
 from model.mm import vma_is_anonymous, vma_soft_dirty_enabled
 from model.page import ANON
+from model.swap import SWP_STABLE_WRITES, SWP_SYNCHRONOUS_IO
 from model.pgtable import (mk_pte, pte_mkdirty, pte_mksoft_dirty, pte_mkspecial_zero, pte_mkwrite,
                            pte_mkyoung, pte_same, pte_write)
 
@@ -82,7 +83,11 @@ class FaultOps:
         ret, flags = self.sanitize_fault_flags(vma, flags)
         if ret:
             return ret
-        return await self._handle_mm_fault(vma, address, flags)
+        self.fork_window_fault(True)                  # ghost: a fault handler runs
+        try:
+            return await self._handle_mm_fault(vma, address, flags)
+        finally:
+            self.fork_window_fault(False)
 
     async def _handle_mm_fault(self, vma, address: int, flags: int) -> int:
         """mm/memory.c:__handle_mm_fault (v7.0), PTE level only (no THP)."""
@@ -154,7 +159,7 @@ class FaultOps:
             ret = VM_FAULT_OOM
         else:
             vma.anon_vma = True
-            self.sched.log(vma.vm_mm, f"vma[{vma.vm_start}].anon_vma", False, True)
+            self.sched.log_at(vma.vm_mm, "vma.anon_vma", vma.vm_start, False, True)
         if vmf.flags & FAULT_FLAG_VMA_LOCK:
             mm.mmap_lock.up_read(self.sched)
         return ret
@@ -476,7 +481,12 @@ class FaultOps:
             vmf.vma.vm_mm.mmap_lock.up_read(self.sched)
 
     async def do_swap_page(self, vmf: VmFault) -> int:
-        """mm/memory.c:do_swap_page (v7.0), a swap device without SWP_SYNCHRONOUS_IO."""
+        """mm/memory.c:do_swap_page (v7.0), order 0: the swap-cache folio (read in, with
+        the folio locked across the read, when it was not there), locked; map it
+        (folio_put_swap before set_pte_at); then maybe free the swap cache
+        (should_try_to_free_swap: on any fault for a SWP_SYNCHRONOUS_IO device or a
+        swap device more than half full, else on a write fault that holds the only
+        other reference)."""
         vma = vmf.vma
         mm = vma.vm_mm
         entry = vmf.orig_pte.swp
@@ -484,9 +494,14 @@ class FaultOps:
         if entry not in self.swap_slots:
             # the entry was freed after our lockless read: the PTE changed, retry
             return 0
+        si = self.swap_info
         folio = self.swap_cache_get_folio(entry)
         if folio is None:
-            folio = await self.swapin_readahead(entry, "do_swap_page")
+            # Swapin bypasses readahead for SWP_SYNCHRONOUS_IO devices
+            if si.flags & SWP_SYNCHRONOUS_IO:
+                folio = await self.swapin_sync(entry, "do_swap_page")
+            else:
+                folio = await self.swapin_readahead(entry, "do_swap_page")
             if folio is None:
                 vmf.ptep = await self.pte_offset_map_lock(mm, vmf.address,
                                                           "do_swap_page:pte_offset_map_lock")
@@ -507,8 +522,11 @@ class FaultOps:
             self.folio_put(folio)
             return ret
         vmf.ptep = await self.pte_offset_map_lock(mm, vmf.address, "do_swap_page:pte_offset_map_lock")
-        if vmf.ptep is None or not pte_same(self.ptep_get(vmf.ptep), vmf.orig_pte):
+        if vmf.ptep is None or not pte_same(self.ptep_get(vmf.ptep), vmf.orig_pte) or \
+                not folio.uptodate:
             if vmf.ptep is not None:
+                if not folio.uptodate and pte_same(self.ptep_get(vmf.ptep), vmf.orig_pte):
+                    ret = VM_FAULT_SIGBUS
                 self.pte_unmap_unlock(vmf.ptep)
             # out_page
             if folio.swapcache:
@@ -526,6 +544,10 @@ class FaultOps:
         exclusive = vmf.orig_pte.swp_exclusive
         if folio is not swapcache:
             exclusive = True
+        elif exclusive and folio.writeback and si.flags & SWP_STABLE_WRITES:
+            # This is tricky: not all swap backends support concurrent page
+            # modifications while under writeback.
+            exclusive = False
         pte = mk_pte(folio)
         if vmf.orig_pte.soft_dirty:
             pte = pte_mksoft_dirty(pte)
@@ -548,8 +570,10 @@ class FaultOps:
             raise KernelBug("do_swap_page maps a writable page that is not PageAnonExclusive",
                             pfn=folio.pfn, va=vmf.address)
         self.set_pte_at(mm, vmf.address, vmf.ptep, pte)
-        # Remove the swap entry and conditionally try to free up the swapcache.
-        if self.should_try_to_free_swap(folio, vma, vmf.flags):
+        # Remove the swap entry and conditionally try to free up the swapcache. Do it
+        # after mapping so any raced page fault will see the folio in swap cache and
+        # wait for us.
+        if self.should_try_to_free_swap(si, folio, vma, 1, vmf.flags):
             self.folio_free_swap(folio)
         self.folio_unlock(folio)
         if vmf.flags & FAULT_FLAG_WRITE:
@@ -558,8 +582,20 @@ class FaultOps:
         self.pte_unmap_unlock(vmf.ptep)
         return ret
 
-    def should_try_to_free_swap(self, folio, vma, fault_flags: int) -> bool:
-        """mm/memory.c:should_try_to_free_swap (v7.0)."""
+    def should_try_to_free_swap(self, si, folio, vma, extra_refs: int, fault_flags: int) -> bool:
+        """mm/memory.c:should_try_to_free_swap (v7.0). No memcg and no mlock in the model:
+        mem_cgroup_swap_full is vm_swap_full."""
         if not folio.swapcache:
             return False
-        return bool(fault_flags & FAULT_FLAG_WRITE) and folio._refcount == 2
+        # Always try to free swap cache for SWP_SYNCHRONOUS_IO devices: the swap cache
+        # pinning the slot is the more critical issue for them.
+        if si.flags & SWP_SYNCHRONOUS_IO:
+            return True
+        if self.vm_swap_full():
+            return True
+        # If we want to map a page that's in the swapcache writable, we have to detect
+        # via the refcount if we're really the exclusive user. Try freeing the swapcache
+        # to get rid of the swapcache reference only in case it's likely that we'll be
+        # the exclusive user.
+        return bool(fault_flags & FAULT_FLAG_WRITE) and \
+            folio._refcount == extra_refs + 1

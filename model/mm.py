@@ -14,7 +14,7 @@ TLB.
 
 from __future__ import annotations
 
-from model.flags import VM_MAYSHARE, VM_SHARED, VM_WRITE
+from model.flags import VM_MAYSHARE, VM_SHARED, VM_SOFTDIRTY, VM_WRITE
 from model.locks import RwSemaphore, SeqCount, SpinLock
 from model.pgtable import PTRS_PER_PMD
 
@@ -54,7 +54,6 @@ def vma_is_anonymous(vma: VmArea) -> bool:
 def vma_soft_dirty_enabled(vma: VmArea) -> bool:
     """mm/internal.h:vma_soft_dirty_enabled (v6.x): tracking is on once clear_refs
     cleared VM_SOFTDIRTY."""
-    from model.flags import VM_SOFTDIRTY
     return not (vma.vm_flags & VM_SOFTDIRTY)
 
 

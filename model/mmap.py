@@ -82,8 +82,8 @@ class MmapOps:
         while lock.readers:
             await self.sched.wait(lock, "__vma_start_write:wait_for_readers")
         lock.writers_waiting -= 1
-        self.sched.log(vma.vm_mm, f"vma[{vma.vm_start}].vm_lock_seq", vma.vm_lock_seq,
-                       vma.vm_mm.mm_lock_seq)
+        self.sched.log_at(vma.vm_mm, "vma.vm_lock_seq", vma.vm_start, vma.vm_lock_seq,
+                          vma.vm_mm.mm_lock_seq)
         vma.vm_lock_seq = vma.vm_mm.mm_lock_seq
 
     async def lock_vma_under_rcu(self, mm, addr: int):
@@ -104,11 +104,11 @@ class MmapOps:
     def insert_vma(self, mm, vma) -> None:
         mm.vmas.append(vma)
         mm.vmas.sort(key=lambda v: v.vm_start)
-        self.sched.log(mm, f"vma[{vma.vm_start}-{vma.vm_end}]", None, vma.vm_flags)
+        self.sched.log_at(mm, "vma", (vma.vm_start, vma.vm_end), None, vma.vm_flags)
 
     def remove_vma(self, mm, vma) -> None:
         mm.vmas.remove(vma)
-        self.sched.log(mm, f"vma[{vma.vm_start}-{vma.vm_end}]", vma.vm_flags, None)
+        self.sched.log_at(mm, "vma", (vma.vm_start, vma.vm_end), vma.vm_flags, None)
 
     async def split_vma(self, mm, vma, addr: int):
         """mm/vma.c:__split_vma (v7.0): [start, addr) stays, [addr, end) is new."""
@@ -117,7 +117,7 @@ class MmapOps:
                             vma.vm_pgoff + (addr - vma.vm_start))
         new.anon_vma = vma.anon_vma
         new.vm_lock_seq = vma.vm_lock_seq
-        self.sched.log(mm, f"vma[{vma.vm_start}-{vma.vm_end}]", vma.vm_flags, "split")
+        self.sched.log_at(mm, "vma", (vma.vm_start, vma.vm_end), vma.vm_flags, "split")
         vma.vm_end = addr
         mm.vmas.append(new)
         mm.vmas.sort(key=lambda v: v.vm_start)
@@ -151,6 +151,8 @@ class MmapOps:
         flags = prot_to_vm_flags(prot) | VM_MAYREAD | VM_MAYWRITE | VM_SOFTDIRTY
         if kind == FILE_SHARED:
             flags |= VM_SHARED | VM_MAYSHARE
+        if kind == ANON_PRIVATE:
+            pgoff = addr                 # do_mmap: MAP_PRIVATE anon, pgoff = addr >> PAGE_SHIFT
         vma = self._new_vma(mm, addr, end, flags, None if kind == ANON_PRIVATE else file, pgoff)
         self.insert_vma(mm, vma)
         proc = mm.owner

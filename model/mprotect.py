@@ -19,7 +19,7 @@ from model.memory import pte_needs_soft_dirty_wp, vma_page_prot_writable
 from model.mm import vma_soft_dirty_enabled
 from model.mmap import prot_to_vm_flags
 from model.page import ANON
-from model.pgtable import PTRS_PER_PTE, USER_PAGES, pmd_addr_start, pmd_index, pte_index
+from model.pgtable import PTRS_PER_PTE, USER_PAGES, PtePointer, pmd_addr_start, pmd_index, pte_index
 
 
 def vma_wants_manual_pte_write_upgrade(vma) -> bool:
@@ -72,7 +72,7 @@ class MprotectOps:
         if newflags == vma.vm_flags:
             return
         await self.vma_start_write(vma)
-        self.sched.log(vma.vm_mm, f"vma[{vma.vm_start}].vm_flags", vma.vm_flags, newflags)
+        self.sched.log_at(vma.vm_mm, "vma.vm_flags", vma.vm_start, vma.vm_flags, newflags)
         vma.vm_flags = newflags
         try_writable = vma_wants_manual_pte_write_upgrade(vma)
         await self.change_protection(tlb, vma, vma.vm_start, vma.vm_end, try_writable)
@@ -89,7 +89,6 @@ class MprotectOps:
 
     async def change_pte_range(self, tlb, vma, addr: int, end: int, try_writable: bool) -> None:
         """mm/mprotect.c:change_pte_range (v7.0)."""
-        from model.kernel import PtePointer
         mm = vma.vm_mm
         sched = self.sched
         ptep = await self.pte_offset_map_lock(mm, addr, "change_pte_range:pte_offset_map_lock")

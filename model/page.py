@@ -9,6 +9,8 @@ Mirrors include/linux/mm_types.h and include/linux/page-flags.h (v6.x):
   The kernel stores ``_mapcount`` biased by -1; the model stores the count.
 * ``anon_exclusive`` is PG_anon_exclusive (PageAnonExclusive).
 * ``data`` is the page's contents: one value token (see model/oracles/spec.py).
+* ``uptodate`` (PG_uptodate) is False while a swap-in read is in flight;
+  ``writeback`` (PG_writeback) is set while a swap write is in flight.
 
 Every state change goes through the ``PageOps`` methods, which log it to
 the scheduler so traces show it and oracles can check it.
@@ -30,7 +32,7 @@ class Folio:
 
     __slots__ = ("pfn", "kind", "_refcount", "mapcount", "anon_exclusive", "locked",
                  "swapcache", "swap", "mapping", "index", "data", "dirty", "freed",
-                 "waiters", "lru")
+                 "waiters", "lru", "uptodate", "writeback")
 
     def __init__(self, pfn: int, kind: str, data: int = 0):
         self.pfn = pfn
@@ -46,8 +48,10 @@ class Folio:
         self.data = data
         self.dirty = False           # PG_dirty
         self.freed = False
-        self.waiters = []            # tasks sleeping in folio_lock()
+        self.waiters = []            # tasks sleeping in folio_lock() / folio_wait_writeback()
         self.lru = True              # on an LRU list (not isolated)
+        self.uptodate = True         # PG_uptodate: a swap-in read has completed
+        self.writeback = False       # PG_writeback: a swap write is in flight
 
     @property
     def name(self) -> str:
@@ -144,8 +148,11 @@ class PageOps:
                              pfn=folio.pfn)
         if folio.swapcache:
             raise Accounting(f"{folio.name} freed while in the swap cache", pfn=folio.pfn)
-        # free_pages_prepare -> free_page_is_bad: PG_locked is in PAGE_FLAGS_CHECK_AT_FREE
+        # free_pages_prepare -> free_page_is_bad: PG_locked and PG_writeback are in
+        # PAGE_FLAGS_CHECK_AT_FREE
         VM_BUG_ON(folio.locked, f"Bad page state: {folio.name} freed while locked",
+                  pfn=folio.pfn)
+        VM_BUG_ON(folio.writeback, f"Bad page state: {folio.name} freed under writeback",
                   pfn=folio.pfn)
         folio.freed = True
         self.sched.log(folio, "freed", False, True)
@@ -193,6 +200,25 @@ class PageOps:
             await self.sched.wait(folio, label)
         folio.locked = True
         self.sched.log(folio, "locked", False, True)
+
+    def folio_mark_uptodate(self, folio: Folio) -> None:
+        if not folio.uptodate:
+            folio.uptodate = True
+            self.sched.log(folio, "uptodate", False, True)
+
+    def folio_start_writeback(self, folio: Folio) -> None:
+        """mm/page-writeback.c:__folio_start_writeback (v7.0): PG_writeback, on a locked
+        folio."""
+        VM_BUG_ON(not folio.locked, "folio_start_writeback of an unlocked folio", pfn=folio.pfn)
+        folio.writeback = True
+        self.sched.log(folio, "writeback", False, True)
+
+    def folio_end_writeback(self, folio: Folio) -> None:
+        """mm/filemap.c:folio_end_writeback (v7.0): clear PG_writeback, wake the waiters."""
+        VM_BUG_ON(not folio.writeback, "folio_end_writeback without writeback", pfn=folio.pfn)
+        folio.writeback = False
+        self.sched.log(folio, "writeback", True, False)
+        self.sched.wake_all(folio)
 
     def folio_unlock(self, folio: Folio) -> None:
         VM_BUG_ON(not folio.locked, "folio_unlock of an unlocked page", pfn=folio.pfn)

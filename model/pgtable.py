@@ -195,6 +195,16 @@ class PteTable:
         return self.name
 
 
+class PtePointer:
+    """A located PTE slot (the kernel's pte_t *): its table and index."""
+
+    __slots__ = ("table", "idx")
+
+    def __init__(self, table: PteTable, idx: int):
+        self.table = table
+        self.idx = idx
+
+
 class Pmd:
     """pmd_t pointing at a PTE table; ``write`` is the PMD's R/W bit.
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from model.flags import EIO, FOLL_FORCE, FOLL_WRITE, VM_SOFTDIRTY, is_cow_mapping
 from model.page import folio_maybe_dma_pinned
-from model.pgtable import PTRS_PER_PTE, pmd_addr_start, pmd_index, pte_clear_soft_dirty, \
-    pte_index, pte_wrprotect
+from model.pgtable import (PTRS_PER_PTE, PtePointer, pmd_addr_start, pmd_index,
+                           pte_clear_soft_dirty, pte_index, pte_wrprotect)
 
 
 class ProcOps:
@@ -52,7 +52,6 @@ class ProcOps:
 
     async def clear_refs_pte_range(self, vma, addr: int, end: int) -> None:
         """fs/proc/task_mmu.c:clear_refs_pte_range (v7.0), CLEAR_REFS_SOFT_DIRTY."""
-        from model.kernel import PtePointer
         mm = vma.vm_mm
         ptep = await self.pte_offset_map_lock(mm, addr, "clear_refs_pte_range:pte_offset_map_lock")
         if ptep is None:
@@ -67,8 +66,8 @@ class ProcOps:
         await self.mmap_write_lock(mm, "clear_refs_write:mmap_write_lock_killable")
         for vma in mm.vmas:
             if vma.vm_flags & VM_SOFTDIRTY:
-                self.sched.log(mm, f"vma[{vma.vm_start}].vm_flags", vma.vm_flags,
-                               vma.vm_flags & ~VM_SOFTDIRTY)
+                self.sched.log_at(mm, "vma.vm_flags", vma.vm_start, vma.vm_flags,
+                                  vma.vm_flags & ~VM_SOFTDIRTY)
                 vma.vm_flags &= ~VM_SOFTDIRTY
         self.inc_tlb_flush_pending(mm)
         for vma in list(mm.vmas):

@@ -9,7 +9,11 @@ swap-out clears it only after clearing the PTE, and also fails if pinned.
 
 rmap_walk finds the PTEs mapping a folio the way the kernel's anon_vma /
 i_mmap walk does: every VMA that could map it, then the PTE at that
-address is checked (page_vma_mapped_walk).
+address is checked (page_vma_mapped_walk). A VMA munmap has already taken
+out of the mm's tree stays linked in the rmap until free_pgtables()
+unlinks it (unlink_anon_vmas / unlink_file_vma, under the rmap lock for
+write): mm/vma.c:vms_complete_munmap_vmas (v7.0) zaps the detached VMAs
+first, so reclaim's try_to_unmap_one can meet zap_pte_range on one table.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ class RmapOps:
             raise KernelBug("__folio_set_anon: VMA has no anon_vma", pfn=folio.pfn)
         folio.kind = ANON
         folio.mapping = None
-        folio.index = addr
+        folio.index = vma.linear_page_index(addr)
         self.folio_mapcount_add(folio, 1)          # atomic_set(&folio->_mapcount, 0)
         if exclusive:
             self.SetPageAnonExclusive(folio)
@@ -103,19 +107,15 @@ class RmapOps:
         for mm in self.mms:
             if mm.dead:
                 continue
-            for vma in mm.vmas:
+            for vma in mm.vmas + mm.detached_vmas:
                 if folio.kind == ANON:
                     if vma.vm_file is not None and not is_cow_mapping(vma.vm_flags):
                         continue
-                    addr = folio.index
-                    if not (vma.vm_start <= addr < vma.vm_end):
-                        continue
-                else:
-                    if vma.vm_file is None or vma.vm_file is not folio.mapping:
-                        continue
-                    addr = vma.vm_start + folio.index - vma.vm_pgoff
-                    if not (vma.vm_start <= addr < vma.vm_end):
-                        continue
+                elif vma.vm_file is None or vma.vm_file is not folio.mapping:
+                    continue
+                addr = vma.vm_start + folio.index - vma.vm_pgoff       # vma_address
+                if not (vma.vm_start <= addr < vma.vm_end):
+                    continue
                 pmd = mm.pmd[pmd_index(addr)]
                 if pmd is None:
                     continue

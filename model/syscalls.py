@@ -1,9 +1,10 @@
 """User-visible operations: what a thread of a test program can do.
 
-Each ``op_*`` method is one operation of a program (see fuzz/program/program.py for
-their spelling) executed by a model thread: a user load or store, a system
-call, a driver ioctl (GUP pins as cow.c's gup_test module and io_uring take
-them), a device access through a pin, or a user-space event. Results are
+Each ``op_<name>`` method is the operation ``<name>`` of a program (the
+operation table, fuzz/program/ops.py, lists them) executed by a model
+thread: a user load or store, a system call, a driver ioctl (GUP pins as
+cow.c's gup_test module and io_uring take them), a device access through a
+pin, or a user-space event. Results are
 values, 0, -errno, or a signal name; they go into the trace.
 
 Also here: process exit (do_exit: exit_mm, then exit_files, which releases
@@ -17,6 +18,7 @@ from model.flags import (EBUSY, EEXIST, EINVAL, ENOMEM, EPERM, ESRCH, FOLL_LONGT
                          FOLL_WRITE)
 from model.gup import Pin
 from model.locks import UserEvent
+from model.madvise import MADV_DOFORK, MADV_DONTFORK, MADV_WIPEONFORK
 from model.page import ANON
 
 
@@ -76,18 +78,56 @@ class Syscalls:
     async def op_munmap(self, thread, va: int, npages: int):
         proc = thread.process
         self._ctx(proc, va)
+        began = self.tlb_promise_begin(proc.mm)
         await self.mmap_write_lock(proc.mm, "__vm_munmap:mmap_write_lock_killable")
-        return await self.do_munmap(proc.mm, va, npages)
+        ret = await self.do_munmap(proc.mm, va, npages)
+        if ret == 0:
+            self.tlb_promise_end(proc.mm, va, va + npages, began, "munmap")
+        return ret
 
     async def op_mprotect(self, thread, va: int, npages: int, prot: str):
         proc = thread.process
         self._ctx(proc, va)
-        return await self.do_mprotect(proc.mm, va, npages, prot)
+        began = self.tlb_promise_begin(proc.mm)
+        ret = await self.do_mprotect(proc.mm, va, npages, prot)
+        if ret == 0 and "w" not in prot:
+            # taking write permission away: no CPU may write the range any more
+            self.tlb_promise_end(proc.mm, va, va + npages, began, "mprotect")
+        return ret
 
-    async def op_madvise_dontneed(self, thread, va: int, npages: int):
+    async def op_dontneed(self, thread, va: int, npages: int):
         proc = thread.process
         self._ctx(proc, va)
-        return await self.madvise_dontneed(proc.mm, va, npages)
+        began = self.tlb_promise_begin(proc.mm)
+        ret = await self.madvise_dontneed(proc.mm, va, npages)
+        if ret == 0:
+            self.tlb_promise_end(proc.mm, va, va + npages, began, "MADV_DONTNEED")
+        return ret
+
+    async def op_mremap(self, thread, va: int, npages: int, new_va: int):
+        """mremap(va, npages, npages, MREMAP_MAYMOVE | MREMAP_FIXED, new_va)."""
+        proc = thread.process
+        self._ctx(proc, va)
+        began = self.tlb_promise_begin(proc.mm)
+        ret = await self.do_mremap(proc.mm, va, npages, new_va)
+        if ret >= 0:
+            self.tlb_promise_end(proc.mm, va, va + npages, began, "mremap")
+        return ret
+
+    async def op_dontfork(self, thread, va: int, npages: int):
+        proc = thread.process
+        self._ctx(proc, va)
+        return await self.madvise_vma_flags(proc.mm, va, npages, MADV_DONTFORK)
+
+    async def op_dofork(self, thread, va: int, npages: int):
+        proc = thread.process
+        self._ctx(proc, va)
+        return await self.madvise_vma_flags(proc.mm, va, npages, MADV_DOFORK)
+
+    async def op_wipeonfork(self, thread, va: int, npages: int):
+        proc = thread.process
+        self._ctx(proc, va)
+        return await self.madvise_vma_flags(proc.mm, va, npages, MADV_WIPEONFORK)
 
     async def op_pageout(self, thread, va: int, npages: int):
         proc = thread.process
@@ -129,7 +169,7 @@ class Syscalls:
             self.spec.value_written(target, addr, token, vma)
         else:
             # the target unmapped the address meanwhile: the GUP'd page may be gone
-            self.spec.value_maybe_written(target, addr)
+            self.spec.value_maybe_written(target, addr, folio)
         return token
 
     # -- pins and devices ------------------------------------------------------------
@@ -165,7 +205,7 @@ class Syscalls:
         pin.associated = mapped                  # no coherence promise after an unmap
         pin.shared = not self._private_view(vma, folio)
         proc.pins[slot] = pin
-        self.sched.log(proc, f"pin#{slot}", None, folio.name)
+        self.sched.log_at(proc, "pin", slot, None, folio.name)
         return folio.name
 
     async def op_unpin(self, thread, slot: int):
@@ -175,7 +215,7 @@ class Syscalls:
         pin = proc.pins.pop(slot, None)
         if pin is None:
             return -EINVAL
-        self.sched.log(proc, f"pin#{slot}", pin.folio.name, None)
+        self.sched.log_at(proc, "pin", slot, pin.folio.name, None)
         self.unpin_user_page(pin.folio)
         return 0
 
@@ -212,14 +252,15 @@ class Syscalls:
             raise UseAfterFree(f"device writes freed page {folio.name} through pin #{slot}",
                                pfn=folio.pfn)
         vma = proc.mm.find_vma(pin.va)
-        token = self.spec.new_token(None if pin.shared else proc.pid, pin.va, "device")
+        token = self.spec.new_token(None if pin.shared else proc.pid, pin.va, "device",
+                                    self.spec.moved_page_vas(proc, pin.va, folio))
         self.sched.log(folio, "data", folio.data, token)
         folio.data = token
         if pin.associated and vma is not None and not proc.mm.dead:
             self.spec.value_written(proc, pin.va, token, vma)
         else:
             # no promise: the process may or may not see this write at pin.va
-            self.spec.value_maybe_written(proc, pin.va)
+            self.spec.value_maybe_written(proc, pin.va, folio)
         return token
 
     # -- vmsplice ------------------------------------------------------------------
@@ -320,6 +361,7 @@ class Syscalls:
         proc = thread.process
         mm = proc.mm
         self._ctx(proc)
+        self.lost_writes_task_done(proc)              # ghost: its stores are all in memory
         if thread.tlb:
             self.sched.log(thread, "tlb", dict(thread.tlb), {})
             thread.tlb.clear()
@@ -341,7 +383,7 @@ class Syscalls:
         await self.sched.point("exit_files")
         for slot in sorted(proc.pins):
             pin = proc.pins.pop(slot)
-            self.sched.log(proc, f"pin#{slot}", pin.folio.name, None)
+            self.sched.log_at(proc, "pin", slot, pin.folio.name, None)
             self.unpin_user_page(pin.folio)
         while proc.pipe:
             buf = proc.pipe.pop(0)

@@ -1,20 +1,38 @@
-"""Per-CPU TLBs, TLB flushes and the mmu_gather.
+"""Per-CPU TLBs and paging-structure caches, TLB flushes and the mmu_gather.
 
 Mirrors arch/x86/mm/tlb.c (flush_tlb_mm_range, IPI-based: a flush returns
 only once every CPU running the mm dropped the translations) and
-include/asm-generic/tlb.h + mm/mmu_gather.c (v6.x): zapped pages are
+include/asm-generic/tlb.h + mm/mmu_gather.c (v7.0): zapped pages are
 batched in the mmu_gather and their references dropped only after the TLB
 flush; page tables go through tlb_remove_table and are freed only when no
 GUP-fast walker can still see them (the walker runs with IRQs off, which
 holds off the RCU grace period / the IPI).
 
-Each thread's CPU caches translations of its mm as ``TlbEntry(folio,
-write)``. A user access uses a cached entry without looking at the page
-table, so a write-protect is effective for other CPUs only after the flush.
+Each thread's CPU caches two kinds of translation of its mm:
+
+* leaf entries, ``TlbEntry(folio, write)``: a user access uses one without
+  looking at the page table, so a write-protect is effective for other
+  CPUs only after the flush;
+* paging-structure entries (the x86 "paging-structure caches", Intel SDM
+  vol. 3A 4.10.3; arm64's walk cache): the pmd a walk read, so a later walk
+  goes straight to the cached PTE table without re-reading the pmd
+  (model/cpu.py). A flush drops them only when it says page tables were
+  freed or replaced: ``freed_tables`` of flush_tlb_mm_range, which
+  tlb_flush() passes from the mmu_gather (set by pte_free_tlb /
+  tlb_remove_table) and x86's flush_tlb_range() always passes (it may be
+  freeing or moving tables); a full flush (flush_tlb_mm) drops everything.
+  A flush without it is leaf-only, as with INVLPGB_FINAL_ONLY
+  (__invlpgb_flush_user_nr_nosync, v6.15+) or arm64's last-level TLBI, and
+  as for x86 CPUs in lazy TLB mode, which native_flush_tlb_multi skips
+  unless ``info->freed_tables``. So a page table may be freed, or its pmd
+  pointed elsewhere for good, only after a flush with ``freed_tables``.
+
 Every flush is a scheduling point.
 """
 
 from __future__ import annotations
+
+from model.pgtable import pmd_index
 
 
 class MmuGather:
@@ -35,32 +53,72 @@ class MmuGather:
 class TlbOps:
     """TLB maintenance as the kernel does it."""
 
+    # -- the per-CPU caches ---------------------------------------------------------
+    def paging_structure_cache(self, thread) -> dict:
+        """The pmd entries ``thread``'s CPU cached, by pmd index (model/cpu.py fills it)."""
+        caches = self.__dict__.get("_psc")
+        if caches is None:
+            caches = self._psc = {}
+        psc = caches.get(thread)
+        if psc is None:
+            psc = caches[thread] = {}
+        return psc
+
     def _tlb_drop(self, mm, start: int, end: int) -> None:
+        """Drop the leaf entries of [start, end) on every CPU of ``mm``."""
         for thread in mm.threads:
             tlb = thread.tlb
             if not tlb:
                 continue
             for va in [va for va in tlb if start <= va < end]:
-                self.sched.log(thread, f"tlb[{va}]", tlb[va], None)
+                self.sched.log_at(thread, "tlb", va, tlb[va], None)
                 del tlb[va]
 
-    async def flush_tlb_mm(self, mm, label: str = "flush_tlb_mm") -> None:
-        """arch/x86/mm/tlb.c:flush_tlb_mm (v6.x): every CPU of the mm drops everything."""
-        await self.sched.point(label)
+    def _psc_drop(self, mm, start: int, end: int) -> None:
+        """Drop the paging-structure entries of the pmds covering [start, end)."""
+        first, last = pmd_index(start), pmd_index(end - 1)
+        for thread in mm.threads:
+            psc = self.paging_structure_cache(thread)
+            for idx in [i for i in sorted(psc) if first <= i <= last]:
+                self.sched.log_at(thread, "psc", idx, psc[idx], None)
+                del psc[idx]
+
+    def _tlb_flush_all(self, mm) -> None:
+        """A full flush on every CPU of ``mm``: leaf and paging-structure entries."""
         for thread in mm.threads:
             if thread.tlb:
                 self.sched.log(thread, "tlb", dict(thread.tlb), {})
                 thread.tlb.clear()
+            psc = self.paging_structure_cache(thread)
+            if psc:
+                self.sched.log(thread, "psc", dict(psc), {})
+                psc.clear()
+
+    async def flush_tlb_mm(self, mm, label: str = "flush_tlb_mm") -> None:
+        """arch/x86/include/asm/tlbflush.h:flush_tlb_mm (v7.0): flush_tlb_mm_range(mm, 0,
+        TLB_FLUSH_ALL, 0, true): every CPU of the mm drops everything."""
+        await self.sched.point(label)
+        self._tlb_flush_all(mm)
+
+    async def flush_tlb_mm_range(self, mm, start: int, end: int, freed_tables: bool,
+                                 label: str = "flush_tlb_mm_range") -> None:
+        """arch/x86/mm/tlb.c:flush_tlb_mm_range (v7.0): the leaf entries of the range, and
+        the paging-structure entries too when ``freed_tables``."""
+        await self.sched.point(label)
+        self._tlb_drop(mm, start, end)
+        if freed_tables:
+            self._psc_drop(mm, start, end)
 
     async def flush_tlb_range(self, vma, start: int, end: int,
                               label: str = "flush_tlb_range") -> None:
-        """arch/x86/include/asm/tlbflush.h:flush_tlb_range (v6.x)."""
-        await self.sched.point(label)
-        self._tlb_drop(vma.vm_mm, start, end)
+        """arch/x86/include/asm/tlbflush.h:flush_tlb_range (v7.0): flush_tlb_mm_range(...,
+        freed_tables=true) -- callers may be moving or freeing page tables."""
+        await self.flush_tlb_mm_range(vma.vm_mm, start, end, True, label)
 
     async def flush_tlb_page(self, vma, addr: int, label: str = "flush_tlb_page") -> None:
-        await self.sched.point(label)
-        self._tlb_drop(vma.vm_mm, addr, addr + 1)
+        """arch/x86/include/asm/tlbflush.h:flush_tlb_page (v7.0): flush_tlb_mm_range(...,
+        PAGE_SHIFT, false), leaf-only."""
+        await self.flush_tlb_mm_range(vma.vm_mm, addr, addr + 1, False, label)
 
     def inc_tlb_flush_pending(self, mm) -> None:
         """include/linux/mm_inline.h:inc_tlb_flush_pending (v6.x)."""
@@ -95,14 +153,13 @@ class TlbOps:
         tlb.tables.append(table)
 
     async def tlb_flush_mmu(self, tlb: MmuGather, label: str = "tlb_flush_mmu") -> None:
-        """mm/mmu_gather.c:tlb_flush_mmu (v6.x): flush the TLB, then free pages and tables."""
+        """mm/mmu_gather.c:tlb_flush_mmu (v7.0): flush the TLB (arch/x86/include/asm/tlb.h:
+        tlb_flush passes tlb->freed_tables, which pte_free_tlb / tlb_remove_table set), then
+        free pages and tables (tlb_table_flush: tlb_table_invalidate, then RCU)."""
         if tlb.start is not None or tlb.tables or tlb.freed_tables:
             await self.sched.point(label)
             if tlb.fullmm or tlb.tables or tlb.freed_tables:
-                for thread in tlb.mm.threads:
-                    if thread.tlb:
-                        self.sched.log(thread, "tlb", dict(thread.tlb), {})
-                        thread.tlb.clear()
+                self._tlb_flush_all(tlb.mm)
             else:
                 self._tlb_drop(tlb.mm, tlb.start, tlb.end)
             tlb.start = tlb.end = None

@@ -9,15 +9,18 @@ is cleared first (A1), then folio_try_share_anon_rmap_pte checks for pins
 and only then is the swap PTE installed (A4), exclusive iff the page was.
 Reclaim defers its TLB flushes (TTU_BATCH_FLUSH): other CPUs may keep
 stale entries until try_to_unmap_flush(), or until a zap/mprotect of that
-mm calls flush_tlb_batched_pending().
+mm calls flush_tlb_batched_pending(). pageout writes the folio under
+PG_writeback with the folio unlocked (model/swap.py); the write completes
+before shrink_folio_list looks at the folio again (a disk's write may
+complete later, and the folio is then kept for a later pass: not modelled).
 """
 
 from __future__ import annotations
 
 from model.flags import EINVAL
 from model.page import ANON, folio_maybe_dma_pinned
-from model.pgtable import PTRS_PER_PTE, USER_PAGES, pmd_addr_start, pmd_index, pte_index, \
-    swp_entry_to_pte
+from model.pgtable import (PTRS_PER_PTE, USER_PAGES, PtePointer, pmd_addr_start, pmd_index,
+                           pte_index, swp_entry_to_pte)
 
 
 class VmscanOps:
@@ -104,7 +107,6 @@ class VmscanOps:
     async def shrink_folio(self, folio) -> bool:
         """One iteration of mm/vmscan.c:shrink_folio_list (v7.0) for an isolated anon
         folio. Returns True if the folio was reclaimed (freed)."""
-        sched = self.sched
         if not self.folio_trylock(folio):
             self._putback(folio)                                     # keep
             return False
@@ -130,19 +132,17 @@ class VmscanOps:
             return False
         if folio.dirty:
             await self.try_to_unmap_flush("shrink_folio_list:try_to_unmap_flush_dirty")
-            # pageout -> swap_writeout: write the contents, the folio is unlocked for IO
-            slot = self.swap_slots[folio.swap]
-            sched.log(slot, "data", slot.data, folio.data)
-            slot.data = folio.data
-            folio.dirty = False
-            sched.log(folio, "dirty", True, False)
-            self.folio_unlock(folio)
-            await sched.point("shrink_folio_list:after_pageout")
-            if folio.dirty or not self.folio_trylock(folio):
+            await self.pageout(folio)                                 # PAGE_SUCCESS
+            if folio.writeback or folio.dirty:
                 self._putback(folio)                                  # keep
                 return False
-            if folio.dirty:
-                self.folio_unlock(folio)
+            # A synchronous write - probably a ramdisk.  Go ahead and try to reclaim
+            # the folio.
+            if not self.folio_trylock(folio):
+                self._putback(folio)                                  # keep
+                return False
+            if folio.dirty or folio.writeback:
+                self.folio_unlock(folio)                              # keep_locked
                 self._putback(folio)
                 return False
         if not self._remove_mapping(folio):
@@ -150,6 +150,13 @@ class VmscanOps:
             self._putback(folio)
             return False
         return True
+
+    async def pageout(self, folio) -> None:
+        """mm/vmscan.c:pageout (v7.0), a swap-backed folio: folio_clear_dirty_for_io, then
+        swap_writeout (model/swap.py), which unlocks the folio."""
+        folio.dirty = False
+        self.sched.log(folio, "dirty", True, False)
+        await self.swap_writeout(folio)
 
     def _remove_mapping(self, folio) -> bool:
         """mm/vmscan.c:__remove_mapping (v7.0), swap cache: freeze the refcount at
@@ -198,7 +205,6 @@ class VmscanOps:
     async def madvise_pageout(self, mm, start: int, npages: int) -> int:
         """mm/madvise.c:madvise_pageout (v7.0) under mmap_lock (read): isolate the
         exclusively mapped anon folios, then reclaim_pages()."""
-        from model.kernel import PtePointer
         end = start + npages
         if npages <= 0 or start < 0 or end > USER_PAGES:
             return -EINVAL

@@ -15,11 +15,15 @@ zaps after downgrading it to read.
 from __future__ import annotations
 
 from model.flags import EINVAL
-from model.pgtable import PTRS_PER_PTE, USER_PAGES, pmd_addr_start, pmd_index, pte_index
+from model.pgtable import PTRS_PER_PTE, USER_PAGES, PtePointer, pmd_addr_start, pmd_index, pte_index
 
 
 class ZapOps:
     """Unmapping and page-table freeing."""
+
+    #: zap_pte_range breaks out on need_resched() (False: it never drops the ptl mid-table,
+    #: as the model did before; tests use it to show what the break adds)
+    zap_breaks_on_resched = True
 
     async def flush_tlb_batched_pending(self, mm) -> None:
         """mm/rmap.c:flush_tlb_batched_pending (v7.0): flush what reclaim deferred."""
@@ -34,65 +38,115 @@ class ZapOps:
         return False
 
     async def zap_pte_range(self, tlb, vma, addr: int, end: int, reclaim_pt: bool = False) -> None:
-        """mm/memory.c:zap_pte_range + zap_present_folio_ptes + zap_nonpresent_ptes (v7.0)."""
-        from model.kernel import PtePointer
+        """mm/memory.c:zap_pte_range (v7.0). The loop breaks out on need_resched() (the
+        schedule preempted the zap at its per-PTE point, after at least one entry of the
+        round), drops the ptl -- other tasks may take it -- and retries from there.
+        reclaim_pt (MADV_DONTNEED, CONFIG_PT_RECLAIM): a table zapped whole under one ptl
+        hold is freed at once (zap_empty_pte_table); after a break, only once every entry
+        is rechecked none (zap_pte_table_if_empty: the entries zapped before the break may
+        have been refilled while the ptl was dropped)."""
         mm = tlb.mm
         sched = self.sched
         shared = await self.zap_pte_range_shared(tlb, vma, addr)
-        ptep = await self.pte_offset_map_lock(mm, addr, "zap_pte_range:pte_offset_map_lock")
-        if ptep is None:
-            return
-        table = ptep.table
-        await self.flush_tlb_batched_pending(mm)
-        force_flush = False
-        delayed_rmap = []
-        for a in range(addr, end):
-            await sched.point("zap_pte_range:ptep_get")
-            p = PtePointer(table, pte_index(a))
-            pte = self.ptep_get(p)
-            if pte is None:
-                continue
-            if pte.present:
-                folio = self.vm_normal_page(vma, a, pte)
-                if not shared:
-                    self.ptep_get_and_clear(mm, a, p)
-                self.tlb_remove_tlb_entry(tlb, a)
-                if folio is None:           # the shared zero page
-                    continue
-                delay = False
-                if folio.kind != "anon" and pte.dirty:
-                    self.folio_mark_dirty(folio)
-                    delay = True            # tlb_delay_rmap
+        start = addr
+        can_reclaim_pt = reclaim_pt and not shared and end - addr >= PTRS_PER_PTE
+        direct_reclaim = True
+        while True:                                                        # retry:
+            ptep = await self.pte_offset_map_lock(mm, addr, "zap_pte_range:pte_offset_map_lock")
+            if ptep is None:
+                return
+            table = ptep.table
+            await self.flush_tlb_batched_pending(mm)
+            force_flush = False
+            delayed_rmap = []
+            progressed = False
+            while addr < end:
+                await sched.point("zap_pte_range:ptep_get")
+                if progressed and self.zap_breaks_on_resched and sched.need_resched():
+                    direct_reclaim = False
+                    break
+                progressed = True
+                if self.zap_one_pte(tlb, vma, table, addr, shared, delayed_rmap):
                     force_flush = True
-                if delay:
-                    delayed_rmap.append(folio)
-                else:
+                addr += 1
+            if can_reclaim_pt and direct_reclaim and addr == end:
+                direct_reclaim = self.zap_empty_pte_table(mm, start)
+            if force_flush:
+                # Do the actual TLB flush before dropping ptl (tlb_flush_mmu_tlbonly)
+                await sched.point("zap_pte_range:tlb_flush_mmu_tlbonly")
+                self._tlb_drop(mm, tlb.start, tlb.end)
+                for folio in delayed_rmap:       # tlb_flush_rmaps
                     self.folio_remove_rmap_pte(folio, vma)
-                self.tlb_remove_page(tlb, folio)
-            else:
-                self.swap_put_entries_direct(pte.swp)
-                if not shared:
-                    self.ptep_get_and_clear(mm, a, p)
-        can_reclaim_pt = reclaim_pt and not shared and end - addr >= PTRS_PER_PTE and \
-            all(p is None for p in table.ptes)
+            self.pte_unmap_unlock(ptep)
+            if force_flush:
+                await self.tlb_flush_mmu(tlb, "zap_pte_range:tlb_flush_mmu")
+            if addr != end:
+                await sched.point("zap_pte_range:cond_resched")
+                continue
+            break
         if can_reclaim_pt:
-            # zap_empty_pte_table: free the now-empty table under the pmd lock
-            if mm.page_table_lock.trylock(sched):
-                self.set_pmd(mm, addr, None)
-                mm.page_table_lock.unlock(sched)
+            if direct_reclaim:
+                self.tlb_remove_table(tlb, table)                          # free_pte
             else:
-                can_reclaim_pt = False
-        if force_flush:
-            # Do the actual TLB flush before dropping ptl (tlb_flush_mmu_tlbonly)
-            await sched.point("zap_pte_range:tlb_flush_mmu_tlbonly")
-            self._tlb_drop(mm, tlb.start, tlb.end)
-            for folio in delayed_rmap:       # tlb_flush_rmaps
-                self.folio_remove_rmap_pte(folio, vma)
-        self.pte_unmap_unlock(ptep)
-        if force_flush:
-            await self.tlb_flush_mmu(tlb, "zap_pte_range:tlb_flush_mmu")
-        if can_reclaim_pt:
-            self.tlb_remove_table(tlb, table)
+                await self.zap_pte_table_if_empty(tlb, mm, start)
+
+    def zap_one_pte(self, tlb, vma, table, a: int, shared: bool, delayed_rmap: list) -> bool:
+        """mm/memory.c:do_zap_pte_range -> zap_present_folio_ptes / zap_nonpresent_ptes
+        (v7.0) for the entry at ``a``, under the ptl. True when the TLB must be flushed
+        before the ptl is dropped (a dirty file page: tlb_delay_rmap)."""
+        mm = tlb.mm
+        p = PtePointer(table, pte_index(a))
+        pte = self.ptep_get(p)
+        if pte is None:
+            return False
+        if not pte.present:
+            self.swap_put_entries_direct(pte.swp)
+            if not shared:
+                self.ptep_get_and_clear(mm, a, p)
+            return False
+        folio = self.vm_normal_page(vma, a, pte)
+        if not shared:
+            self.ptep_get_and_clear(mm, a, p)
+        self.tlb_remove_tlb_entry(tlb, a)
+        if folio is None:           # the shared zero page
+            return False
+        delay = folio.kind != "anon" and pte.dirty
+        if delay:
+            self.folio_mark_dirty(folio)
+            delayed_rmap.append(folio)
+        else:
+            self.folio_remove_rmap_pte(folio, vma)
+        self.tlb_remove_page(tlb, folio)
+        return delay
+
+    def zap_empty_pte_table(self, mm, addr: int) -> bool:
+        """mm/memory.c:zap_empty_pte_table (v7.0; try_get_and_clear_pmd before): the zap
+        emptied the whole table under its ptl; clear the pmd if the pmd lock is free."""
+        if not mm.page_table_lock.trylock(self.sched):
+            return False
+        self.set_pmd(mm, addr, None)
+        mm.page_table_lock.unlock(self.sched)
+        return True
+
+    async def zap_pte_table_if_empty(self, tlb, mm, addr: int) -> None:
+        """mm/memory.c:zap_pte_table_if_empty (v7.0; try_to_free_pte before): under the pmd
+        lock and the ptl, recheck that every entry is none, then clear the pmd and free the
+        table after the flush."""
+        sched = self.sched
+        await mm.page_table_lock.lock(sched, "zap_pte_table_if_empty:pmd_lock")
+        pmd = mm.pmd[pmd_index(addr)]
+        if pmd is None:
+            mm.page_table_lock.unlock(sched)
+            return
+        table = pmd.table
+        await table.ptl.lock(sched, "zap_pte_table_if_empty:spin_lock_nested(ptl)")
+        empty = all(p is None for p in table.ptes)
+        if empty:
+            self.set_pmd(mm, addr, None)
+        table.ptl.unlock(sched)
+        mm.page_table_lock.unlock(sched)
+        if empty:
+            self.tlb_remove_table(tlb, table)                              # free_pte
 
     async def unmap_vmas(self, tlb, vmas, start: int, end: int, reclaim_pt: bool = False) -> None:
         """mm/memory.c:unmap_vmas -> unmap_page_range -> zap_pmd_range (v7.0)."""
@@ -141,11 +195,21 @@ class ZapOps:
         await self.tlb_finish_mmu(tlb)
 
     async def do_munmap(self, mm, start: int, npages: int) -> int:
-        """mm/vma.c:do_vmi_munmap with unlock=true (v7.0): detach the VMAs under the
-        write lock, downgrade, zap and free tables, unlock. Caller holds the write lock."""
+        """mm/vma.c:do_vmi_munmap with unlock=true (v7.0): munmap(). Caller holds the
+        write lock; it is dropped."""
+        return await self.do_vmi_munmap(mm, start, npages, unlock=True)
+
+    async def do_vmi_munmap(self, mm, start: int, npages: int, unlock: bool) -> int:
+        """mm/vma.c:do_vmi_munmap -> do_vmi_align_munmap (v7.0): vms_gather_munmap_vmas
+        splits and write-locks the VMAs and detaches them from the mm's tree; then
+        vms_complete_munmap_vmas downgrades the lock (``unlock``), zaps and frees the
+        tables (vms_clear_ptes: unmap_region), and only free_pgtables unlinks the detached
+        VMAs from the rmap: until then reclaim still finds them. Caller holds the write
+        lock; with ``unlock`` it is dropped, else kept (mremap)."""
         end = start + npages
         if npages <= 0 or start < 0 or end > USER_PAGES:
-            self.mmap_write_unlock(mm)
+            if unlock:
+                self.mmap_write_unlock(mm)
             return -EINVAL
         vmas = await self.vmas_in_range(mm, start, end)
         for vma in vmas:
@@ -157,10 +221,12 @@ class ZapOps:
         self.spec.unmap_begin(proc, range(start, end))
         for va in range(start, end):
             self.spec.view_reset(proc, va, None)
-        self.mmap_write_downgrade(mm)
+        if unlock:
+            self.mmap_write_downgrade(mm)
         if vmas:
             await self.unmap_region(mm, vmas, start, end)
-        mm.mmap_lock.up_read(self.sched)
+        if unlock:
+            mm.mmap_lock.up_read(self.sched)
         self.spec.unmap_end(proc, range(start, end))
         return 0
 

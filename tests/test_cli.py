@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANTED = f"{Path(__file__).with_name('planted.py')}:GupFastNoSeqcount"
@@ -69,7 +73,8 @@ def test_variants_and_strategies_are_listed():
     assert variants.returncode == 0 and variants.stdout.startswith("upstream ")
     strategies = cowfuzz("strategies").stdout.split("\n")
     assert [line.split()[0] for line in strategies if line] == \
-        ["coverage", "libfuzzer", "random", "pct", "pos", "surw", "exhaustive", "hypothesis"]
+        ["coverage", "guided", "portfolio", "random", "pct", "pos", "surw", "exhaustive",
+         "hypothesis"]
 
 
 def test_a_missing_file_is_one_line_and_exit_2(tmp_path):
@@ -87,3 +92,121 @@ def test_report_writes_the_html_report(tmp_path):
     clean = cowfuzz("report", "corpus/cowpte-rfc2/gup-fast-marks-shared-table.cow",
                     "--variant", "upstream", "-o", tmp_path / "clean.html")
     assert clean.returncode == 0
+
+
+# -- exit status, -q, tokens, --version ------------------------------------------------------
+CLEAN_CASE = ROOT / "corpus/reuse-mapcount/vmsplice-unmap-in-child.cow"
+
+
+def test_run_exits_1_when_a_verdict_differs_from_its_expect_line(tmp_path):
+    text = CLEAN_CASE.read_text()
+    assert "expect upstream clean" in text
+    wrong = tmp_path / "wrong.cow"
+    wrong.write_text(text.replace("expect upstream clean", "expect upstream writable-shared"))
+    lineno = wrong.read_text().splitlines().index("expect upstream writable-shared") + 1
+    proc = cowfuzz("run", wrong, "--variant", "upstream")
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.splitlines()[-1] == (
+        f"{wrong} on upstream: clean, 53 steps  (expected writable-shared; if clean is right, "
+        f"change {wrong}:{lineno} to 'expect upstream clean')")
+    right = cowfuzz("run", CLEAN_CASE, "--variant", "upstream")
+    assert right.returncode == 0 and right.stdout.endswith("(as expected)\n")
+
+
+def test_run_quiet_prints_one_line_per_run_and_nothing_else(tmp_path):
+    race = tmp_path / "race.cow"
+    race.write_text(RACE + "schedule 0 0 0 0 0 0 0 1\n")
+    case = CLEAN_CASE.relative_to(ROOT)
+    proc = cowfuzz("run", race, case, "-q", "--designs", PLANTED)
+    assert proc.returncode == 1               # reuse-mapcount's bug, as expected, is a violation
+    assert proc.stdout.splitlines() == [
+        f"{race} on upstream: clean, 45 steps",
+        f"{case} on reuse-mapcount: writable-shared, 35 steps  (as expected)",
+        f"{case} on upstream: clean, 53 steps  (as expected)"]
+    failing = cowfuzz("run", race, "-q", "--variant", PLANTED)   # no token, no report
+    assert failing.returncode == 1 and failing.stderr == ""
+    assert failing.stdout == f"{race} on planted-gup-fast-no-seqcount: VM_BUG_ON, 19 steps\n"
+
+
+def test_report_takes_a_replay_token(tmp_path):
+    race = tmp_path / "race.cow"
+    race.write_text(RACE + "schedule 0 0 0 0 0 0 0 1\n")
+    token = cowfuzz("run", race, "--variant", PLANTED).stdout.splitlines()[0]
+    out = tmp_path / "token.html"
+    proc = cowfuzz("report", token, "-o", out, "--designs", PLANTED)
+    assert proc.returncode == 1, proc.stderr
+    assert "BUG: cowfuzz: VM_BUG_ON in " in out.read_text()
+    assert proc.stdout == f"wrote {out}\n"
+
+
+def test_version():
+    proc = cowfuzz("--version")
+    from fuzz.program.replay_token import model_version
+    assert proc.returncode == 0
+    assert re.fullmatch(rf"cowfuzz \S+, model {model_version()}\n", proc.stdout)
+
+
+# -- Ctrl-C ----------------------------------------------------------------------------------
+def interrupted(args, when: str):
+    """Run cowfuzz in its own process group, send the group SIGINT (as a terminal's Ctrl-C
+    does) once a line containing ``when`` is out, and return (exit status, all output)."""
+    proc = subprocess.Popen([sys.executable, "-m", "fuzz.cli", *map(str, args)], cwd=ROOT,
+                            env=ENV, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if when in line:
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=60)
+    return proc.returncode, "".join(seen) + rest
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["fuzzing", " CRASH "])
+def test_ctrl_c_stops_a_campaign_without_a_traceback(tmp_path, when):
+    """At start-up (workers still starting) or later (workers and the minimizer busy)."""
+    status, out = interrupted(["fuzz", "--variant", PLANTED, "--strategy", "random", "--jobs", 2,
+                               "--slice", 1, "--time", 60, "--seed", 1,
+                               "--corpus", tmp_path / "corpus", "--crashes", tmp_path / "crashes"],
+                              when)
+    assert status == 130, out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_benchmark_at_once_without_a_traceback():
+    status, out = interrupted(["bench", "--variants", "reuse-mapcount", "upstream",
+                               "--strategies", "random", "--trials", 3, "--budget", 60,
+                               "--jobs", 2], "[1/")
+    assert status == 130, out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+    assert out.splitlines()[-1] == "cowfuzz: interrupted"
+
+
+def test_report_on_an_unknown_variant_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "x.cow").write_text(RACE.replace("cowfuzz 1\n", "cowfuzz 1\nfound-on nosuch\n"))
+    named = cowfuzz("report", tmp_path / "x.cow", "-o", tmp_path / "x.html")
+    forced = cowfuzz("report", "corpus/cowpte-rfc2/gup-fast-marks-shared-table.cow",
+                     "--variant", "nosuch", "-o", tmp_path / "y.html")
+    for proc in (named, forced):
+        assert proc.returncode == 2, proc.stderr
+        assert len(proc.stderr.splitlines()) == 1 and "unknown variant 'nosuch'" in proc.stderr
+    assert not (tmp_path / "x.html").exists() and not (tmp_path / "y.html").exists()
+
+
+def test_explore_is_capped_in_time_by_default():
+    from fuzz.cli import EXPLORE_SECONDS, build_parser
+    assert build_parser().parse_args(["explore", "x.cow"]).time == EXPLORE_SECONDS < 600
+    proc = cowfuzz("explore", "corpus/upstream/cowc-01-basic-cow-after-fork-base-page.cow",
+                   "--bound", "50", "--time", "1")
+    assert proc.returncode == 0 and "budget reached after" in proc.stdout
+
+
+def test_a_file_mapping_offset_must_lie_in_the_file(tmp_path):
+    for pgoff, what in (("-3", "pgoff must be 0 or more"), ("4", "beyond the 4-page file")):
+        (tmp_path / "x.cow").write_text(f"cowfuzz 1\nmap 0 1 file rw pgoff={pgoff}\n"
+                                        "thread 0\n  read 0\n")
+        proc = cowfuzz("run", tmp_path / "x.cow")
+        assert proc.returncode == 2 and what in proc.stderr, proc.stderr

@@ -23,6 +23,7 @@ labelled = st.tuples(programs(faults=True),
                      st.none() | st.just("upstream"))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(labelled)
 def test_text_round_trip_is_exact(case):
@@ -33,6 +34,7 @@ def test_text_round_trip_is_exact(case):
     assert back.expect == program.expect and back.found_on == program.found_on
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(programs(faults=True))
 def test_formatting_is_canonical(program):
@@ -58,6 +60,7 @@ def test_decoder_is_total_and_canonical(data):
     assert parse_program(format_program(program)) == program
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(programs(faults=True))
 def test_encode_then_decode_is_identity_within_bounds(program):
@@ -65,6 +68,7 @@ def test_encode_then_decode_is_identity_within_bounds(program):
     assert decode(encode(program)) == program
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(programs(), st.sampled_from(["upstream", "planted-gup-fast-no-seqcount", "my.design_2-b"]))
 def test_token_round_trip(program, variant):

@@ -20,7 +20,9 @@ from model.variants.cowpte.relaxed import CowPteRelaxed
 #: each design fails, and the oracle; everything else passes
 COWC_FAILURES = {
     "cowpte-relaxed": {},
-    # case 8 with the pinned page at the table's first address: recover_pte_range
+    "cowpte-relaxed-shared-unmap": {},
+    # case 8: no VMA maps the table below the pinned page, so recover_pte_range's loop
+    # never sets src_ptl
     "cowpte-v4": {15: "VM_BUG_ON", 16: "VM_BUG_ON"},
     # mprotect not hooked (cases 2, 4: bad pmd); lazy accounting leaves the shared PTE
     # writable for GUP-fast while a pipe or pin of another process holds the page
@@ -36,7 +38,7 @@ def cowc_failures(variant: str) -> dict:
     for i, sc in enumerate(cowc_scenarios(), 1):
         outcome = execute(sc.program, cls)
         if outcome.failed:
-            out[i] = outcome.oracle or outcome.verdict
+            out[i] = outcome.status
     return out
 
 
@@ -45,6 +47,7 @@ def test_cowc_results_per_design(variant):
     assert cowc_failures(variant) == COWC_FAILURES[variant]
 
 
+@pytest.mark.slow
 def test_the_thread_race_is_found_by_exhaustive_search_at_two_preemptions():
     """RFC v2: GUP-fast marks a table exclusive while fork shares it (the thread's race):
     among the schedules with two preemptions, some end in the bad pmd it leads to."""
@@ -62,8 +65,9 @@ def test_the_thread_race_is_found_by_exhaustive_search_at_two_preemptions():
     assert explore(race, Kernel, bound=2).failure is None
 
 
-def test_relaxed_design_is_clean_on_random_programs():
-    cls = get_variant("cowpte-relaxed")
+@pytest.mark.parametrize("variant", ["cowpte-relaxed", "cowpte-relaxed-shared-unmap"])
+def test_relaxed_design_is_clean_on_random_programs(variant):
+    cls = get_variant(variant)
     for seed in range(300):
         program = random_program(random.Random(seed), max_threads=4, max_ops=10,
                                  schedule_len=80, preempt=0.4)

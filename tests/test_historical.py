@@ -1,9 +1,10 @@
-"""The historical-bug variants (model/variants/historical.py).
+"""The historical-bug variants (model/variants/historical/, one file each).
 
 Every registered historical variant carries complete metadata; its hand-written
 reproducer (corpus/<name>/*.cow) fires exactly its expected oracle and is clean
-upstream; and its cow.c failures (tests/cowc.py, numbered as the files of
-corpus/upstream/) are exactly the set recorded in /work/notes/cowc_historical.md.
+upstream; its cow.c failures (tests/cowc.py, numbered as the files of
+corpus/upstream/) are exactly the set recorded here (COWC_FAILURES); and
+docs/historical.md, which shows all of that, is up to date.
 """
 
 from __future__ import annotations
@@ -16,16 +17,15 @@ import pytest
 
 import model.variants.historical as historical
 from fuzz.runtime.executor import execute
+from tests import historical_doc
 from tests.cowc import cowc_scenarios
 from fuzz.program.textcodec import read_program
 from model.kernel import Kernel
 from model.oracles.errors import oracle_names
-from model.variants import VARIANTS
 from tests.helpers import results
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
-HISTORICAL = {name: cls for name, cls in VARIANTS.items()
-              if cls.__module__ == historical.__name__}
+HISTORICAL = historical_doc.historical_variants()
 ORACLES = oracle_names()
 
 #: cow.c scenario (the number of its corpus/upstream/cowc-NN-*.cow file) -> the oracle
@@ -54,6 +54,18 @@ def test_the_historical_variants_are_registered():
     assert set(HISTORICAL) == set(COWC_FAILURES)
     for cls in HISTORICAL.values():
         assert issubclass(cls, Kernel) and cls is not Kernel
+
+
+@pytest.mark.parametrize("name", sorted(HISTORICAL))
+def test_each_variant_has_its_own_file(name):
+    module = f"{historical.__name__}.{name.replace('-', '_')}"
+    assert HISTORICAL[name].__module__ == module, f"{name} belongs in {module}"
+
+
+def test_docs_historical_md_is_up_to_date():
+    stored = historical_doc.DOC.read_text() if historical_doc.DOC.is_file() else None
+    assert stored == historical_doc.render(COWC_FAILURES), \
+        f"docs/historical.md is out of date: run {historical_doc.REGENERATE}"
 
 
 @pytest.mark.parametrize("name", sorted(HISTORICAL))
@@ -99,7 +111,7 @@ def cowc_failures(cls) -> dict[int, str]:
     for number, sc in enumerate(SCENARIOS, 1):
         outcome = execute(sc.program, cls)
         if outcome.verdict != "ok":
-            failures[number] = outcome.oracle or outcome.verdict
+            failures[number] = outcome.status
             continue
         r = results(outcome)
         a, i, b, j = sc.check

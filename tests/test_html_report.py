@@ -16,18 +16,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
-import struct
 import subprocess
-import zlib
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
+from fuzz.program.replay_design import replay_design
 from fuzz.runtime.executor import execute
-from fuzz.triage.html_report import CSP, pick_variant, render_html, write_report
-from fuzz.triage.report import build_report
+from fuzz.triage.html_report import CSP, render_html, write_report
+from fuzz.triage.report import build_report, header_rows, render_text
 from fuzz.program.textcodec import parse_program, read_program
 from model.variants import get_variant
 
@@ -236,10 +238,15 @@ def test_header_and_verdict(race):
     assert f"<h1>{report.title}</h1>" in text
     assert f"<title>{report.title}</title>" in text
     for value in ("cowpte-rfc2", report.model_version, "execution 4,240 after 12.3 s "
-                  "(coverage, seed 1)", "11 ops/4 threads/10 preemptions -&gt; 2 ops/2 "
-                  "threads/2 preemptions"):
+                  "(coverage, seed 1)", "11 operations, 4 threads, 10 preemptions -&gt; "
+                  "2 operations, 2 threads, 2 preemptions"):
         assert value in text
     assert f'<code id="replay">{report.replay}</code>' in text
+    # the header is the text report's, row for row
+    plain = render_text(report)
+    for k, v in header_rows(report):
+        assert f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" in text
+        assert re.search(rf"^{re.escape(k)}:\s+{re.escape(v)}$", plain, re.M)
     assert any(t == "button" and a.get("id") == "copy-replay" for t, a, _ in page.elements)
     # lanes: a header per task, sticky
     heads = page.with_class("lh")
@@ -263,12 +270,19 @@ def test_deterministic(race):
     assert a == b == render_html(race[1])
 
 
+def write(path, out, variant=None) -> int:
+    """``cowfuzz report FILE -o OUT``: the design by fuzz/program/replay_design.py."""
+    program = read_program(path)
+    name = replay_design(program, variant)
+    return write_report(program, name, get_variant(name), out, str(path))
+
+
 def test_write_report(tmp_path):
     out = tmp_path / "out" / "race.html"
-    assert write_report(RACE, out) == 1                  # found-on cowpte-rfc2
+    assert write(RACE, out) == 1                          # found-on cowpte-rfc2
     text = out.read_text(encoding="utf-8")
     assert "<h1>BUG: cowfuzz: VM_BUG_ON in " in text
-    assert write_report(RACE, out, variant="upstream") == 0
+    assert write(RACE, out, variant="upstream") == 0
     text = out.read_text(encoding="utf-8")
     assert f"<h1>cowfuzz: {RACE} is clean on upstream</h1>" in text
     assert len(Page(text).with_class("step")) > 0
@@ -278,14 +292,30 @@ def test_write_report(tmp_path):
     body = body.replace("expect cowpte-rfc2 VM_BUG_ON\n", "")
     first = tmp_path / "first-expect.cow"
     first.write_text(body.replace("cowfuzz 1\n", "cowfuzz 1\nexpect cowpte-rfc2 VM_BUG_ON\n"))
-    assert pick_variant(read_program(first)) == "cowpte-rfc2"
-    assert write_report(first, tmp_path / "f.html") == 1
+    assert replay_design(read_program(first)) == "cowpte-rfc2"
+    assert write(first, tmp_path / "f.html") == 1
     none = tmp_path / "none.cow"
     none.write_text("\n".join(x for x in body.splitlines() if not x.startswith("expect")))
-    assert pick_variant(read_program(none)) == "upstream"
-    assert pick_variant(read_program(none), "dirty-cow") == "dirty-cow"
-    assert write_report(none, tmp_path / "n.html") == 0
+    assert replay_design(read_program(none)) == "upstream"
+    assert replay_design(read_program(none), "dirty-cow") == "dirty-cow"
+    assert write(none, tmp_path / "n.html") == 0
     assert "is clean on upstream" in (tmp_path / "n.html").read_text()
+
+
+def test_css_and_js_are_package_data_inlined_in_the_page(race):
+    """report.css and report.js ship with the package (pyproject's package-data) and end
+    up inline: the page still loads nothing."""
+    import tomllib
+    from importlib.resources import files
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert set(data["package-data"]["fuzz.triage"]) >= {"report.css", "report.js"}
+    text = render_html(race[1])
+    for name in ("report.css", "report.js"):
+        asset = files("fuzz.triage").joinpath(name).read_text(encoding="utf-8")
+        assert asset.strip() and asset in text
+    page = Page(text)
+    assert files("fuzz.triage").joinpath("report.css").read_text(encoding="utf-8") \
+        in page.style
 
 
 # -- (b) headless Chromium ---------------------------------------------------------------------
@@ -317,63 +347,17 @@ def chromium(tmp_path, *args) -> subprocess.CompletedProcess:
     return proc
 
 
-def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
-    """A PNG (8-bit RGB or RGBA, not interlaced, as Chromium writes) as rows of pixels."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, idat, header = 8, [], None
-    while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        pos += 12 + length
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat.append(body)
-        elif kind == b"IEND":
-            break
-    width, height, depth, color, _c, _f, interlace = header
-    assert depth == 8 and color in (2, 6) and interlace == 0, header
-    bpp = 3 if color == 2 else 4
-    raw = zlib.decompress(b"".join(idat))
-    stride = width * bpp
-    rows, prev = [], bytearray(stride)
-    for y in range(height):
-        start = y * (stride + 1)
-        kind, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
-        if kind == 1:
-            for i in range(bpp, stride):
-                line[i] = (line[i] + line[i - bpp]) & 255
-        elif kind == 2:
-            line = bytearray((a + b) & 255 for a, b in zip(line, prev))
-        elif kind == 3:
-            for i in range(stride):
-                left = line[i - bpp] if i >= bpp else 0
-                line[i] = (line[i] + ((left + prev[i]) >> 1)) & 255
-        elif kind == 4:
-            for i in range(stride):
-                a = line[i - bpp] if i >= bpp else 0
-                b, c = prev[i], (prev[i - bpp] if i >= bpp else 0)
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        rows.append(bytes(line))
-        prev = line
-    return width, height, [bytes(r[i:i + bpp]) for r in rows for i in range(0, stride, bpp)]
-
-
 def test_screenshot_is_not_blank(tmp_path, pages):
     shot = tmp_path / "shot.png"
     chromium(tmp_path, "--window-size=1000,700", "--hide-scrollbars",
              f"--screenshot={shot}", pages["long"].as_uri())
-    width, height, pixels = png_pixels(shot.read_bytes())
-    assert (width, height) == (1000, 700)
-    counts = {}
-    for p in pixels:
-        counts[p] = counts.get(p, 0) + 1
+    with Image.open(shot) as image:
+        assert image.size == (1000, 700)
+        counts = image.convert("RGB").getcolors(maxcolors=1000 * 700)
     assert len(counts) > 10, "the screenshot is blank"
-    assert max(counts.values()) < 0.95 * len(pixels)
+    assert max(n for n, _rgb in counts) < 0.95 * 1000 * 700
     # the title's dark red is there: the page rendered, not an error page
-    assert any(p[0] > 120 and p[1] < 60 and p[2] < 60 for p in counts)
+    assert any(r > 120 and g < 60 and b < 60 for _n, (r, g, b) in counts)
 
 
 class Dom(HTMLParser):
@@ -390,6 +374,7 @@ class Dom(HTMLParser):
             self.path_d = a.get("d")
 
 
+@pytest.mark.slow
 def test_dump_dom_has_every_step(tmp_path, pages, race, long):
     for name, (_o, report) in (("race", race), ("long", long)):
         proc = chromium(tmp_path, "--dump-dom", pages[name].as_uri())
@@ -432,6 +417,7 @@ def details(page) -> str:
     return page.inner_text("#details")
 
 
+@pytest.mark.slow
 def test_hover_and_focus_show_details(browser, pages, race):
     _o, report = race
     page, requests, errors = open_page(browser, pages["race"])
@@ -461,6 +447,7 @@ def test_hover_and_focus_show_details(browser, pages, race):
         page.close()
 
 
+@pytest.mark.slow
 def test_j_and_k_move_the_selection(browser, pages, long):
     _o, report = long
     page, requests, errors = open_page(browser, pages["long"])

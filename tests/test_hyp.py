@@ -51,6 +51,7 @@ class UpstreamMachine(KernelMachine):
     variant = Kernel
 
 
+@pytest.mark.slow
 def test_stateful_mode_finds_and_shrinks_a_sequential_bug():
     with pytest.raises(ProgramFailed) as info:
         run_state_machine_as_test(SequentialMachine, settings=settings(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import subprocess
 import sys
 from pathlib import Path
@@ -76,14 +78,15 @@ def test_minimizing_is_deterministic_and_idempotent():
     assert again.program == first and again.after == size(first)
 
 
+@pytest.mark.slow
 def test_cli_minimize_writes_the_result_and_prints_sizes(tmp_path):
     src = tmp_path / "padded.cow"
     src.write_text(PADDED)
     out = tmp_path / "min.cow"
     proc = subprocess.run([sys.executable, "-m", "fuzz.cli", "minimize", str(src), "-o", str(out),
                            "--variant", PLANTED_SPEC], capture_output=True, text=True)
-    assert proc.returncode == 1, proc.stderr            # the result still shows the bug
-    assert "14 operations, 4 threads, 4 preemptions -> 2 operations, 2 threads, 1 preemptions" \
+    assert proc.returncode == 0, proc.stderr            # minimized: done
+    assert "14 operations, 4 threads, 4 preemptions -> 2 operations, 2 threads, 1 preemption" \
         in proc.stderr
     assert out.read_text() == MINIMAL
 
@@ -96,3 +99,22 @@ def test_cli_minimize_refuses_a_clean_program(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().endswith("nothing to minimize (upstream)")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_ends_the_minimizer_quietly_with_status_130(tmp_path):
+    """A long minimization (1,500 operations to drop one at a time), interrupted as soon as
+    it says it started."""
+    import signal
+    src = tmp_path / "long.cow"
+    src.write_text("cowfuzz 1\nmap 0 1 anon rw populate=write\nmap 2 1 anon rw "
+                   "populate=write\nthread 0\n" + "  read 2\n" * 1500 +
+                   "  fork 1\n  pin 0 0 ro slow longterm\n")
+    ro_pin = f"{Path(__file__).with_name('planted.py')}:RoPinNoUnshare"
+    proc = subprocess.Popen([sys.executable, "-m", "fuzz.cli", "minimize", str(src),
+                             "--designs", ro_pin, "--variant", "planted-ro-pin-no-unshare"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr.readline().startswith("cowfuzz: minimizing ")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err == "cowfuzz: interrupted\n" and out == ""

@@ -24,6 +24,7 @@ def _batch(first, count, **kw):
     return failures
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first", range(0, 2000, 500))
 def test_random_programs_are_clean_on_upstream(first):
     assert _batch(first, 500, max_threads=4, max_ops=10, schedule_len=100, preempt=0.4) == []

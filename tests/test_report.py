@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 
 from fuzz.runtime.executor import execute
-from fuzz.triage.report import build_report, render_text
-from fuzz.program.textcodec import read_program
+from fuzz.runtime.trace import vm_flags_text
+from fuzz.triage.report import build_report, render_text, render_trace
+from fuzz.program.textcodec import parse_program, read_program
 from fuzz.program.replay_token import parse_token
 from model.variants import get_variant
 
@@ -37,7 +38,8 @@ def test_text_report_structure():
     assert header["signature"] == report.signature
     assert header["first hit"] == "execution 4,240 after 12.3 s (coverage, seed 1)"
     assert header["hits"] == "3"
-    assert header["size"] == "11 ops/4 threads/10 preemptions -> 2 ops/2 threads/2 preemptions"
+    assert header["size"] == ("11 operations, 4 threads, 10 preemptions -> "
+                              "2 operations, 2 threads, 2 preemptions")
     assert parse_token(header["token"])[0] == program
     # the conflicting pair, KCSAN style, on the object the oracle names
     i = lines.index(f"Conflicting accesses to {c['object']}:")
@@ -63,14 +65,39 @@ def test_text_report_structure():
     assert because[-1].strip().startswith(f"{len(because)}. then VM_BUG_ON: pmd_clear_bad")
 
 
-def test_column_layout_for_three_tasks_or_fewer():
+def test_one_trace_format_and_nothing_cut_short():
+    """The report's lane log (trace.txt), the plain trace and ``render_trace`` (cowfuzz run on
+    a clean run) print a step the same way, whatever the number of tasks, every change in
+    full."""
     path = ROOT / "corpus/cowpte-v4/recover-uninitialised-ptl.cow"
-    _, outcome, report = report_of(path, "cowpte-v4")
+    program, outcome, report = report_of(path, "cowpte-v4")
     assert len(report.tasks) <= 3
-    text = render_text(report)
-    lane = text.split("Lane log:\n")[1].splitlines()
-    assert lane[0].split() == ["step", *report.tasks]
-    # each step's label sits in its own task's column
-    col = {t: lane[0].index(t) for t in report.tasks}
-    for line, step in zip([x for x in lane[1:] if re.match(r"^ [ >] +\d+ ", x)], report.steps):
-        assert line[col[step.task]:].startswith(step.label[:20])
+    lanes = render_text(report).split("Lane log:\n")[1].split("\n\nVerdict: ")[0].splitlines()
+    assert lanes == render_trace(report).splitlines()[:-1]
+    plain = outcome.trace.render_text().splitlines()
+    assert lanes[0] == plain[0] and len(lanes) >= len(plain) - 1
+    for step in report.steps:
+        line = next(x for x in lanes if re.match(rf"^ [ >] +{step.index} ", x))
+        assert f"  {step.label}" in line
+        for obj, field, before, after in step.changes:
+            assert f"{obj}.{field} {before}->{after}" in line
+    # a step the report does not mark or annotate reads the same in the plain trace
+    quiet = [s for s in report.steps if not s.mark and not s.state and
+             s.objects == outcome.trace.step_objects(outcome.trace.steps[s.index])]
+    assert quiet
+    for s in quiet:
+        mine = next(x for x in lanes if re.match(rf"^ [ >] +{s.index} ", x))
+        assert mine in plain
+    assert render_trace(report).splitlines()[-1] == plain[-1] == \
+        f"Verdict: {outcome.trace.verdict}"
+
+
+def test_vm_flags_print_by_name():
+    program = parse_program("cowfuzz 1\nmap 0 2 anon rw populate=write\nthread 0\n"
+                            "  mprotect 0 1 r\n")
+    text = execute(program, get_variant("upstream")).trace.render_text()
+    assert "mm1.vma[0-2] -->VM_READ|VM_WRITE|VM_MAYREAD|VM_MAYWRITE|VM_SOFTDIRTY" in text
+    assert ("mm1.vma[0].vm_flags VM_READ|VM_WRITE|VM_MAYREAD|VM_MAYWRITE|VM_SOFTDIRTY->"
+            "VM_READ|VM_MAYREAD|VM_MAYWRITE|VM_SOFTDIRTY") in text
+    assert not re.search(r"vm_flags \d", text)
+    assert vm_flags_text(0) == "0" and vm_flags_text(1 << 40) == hex(1 << 40)

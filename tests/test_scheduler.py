@@ -157,8 +157,34 @@ def test_trio_executor_fails_a_task_blocked_outside_the_gate(trio_executor):
     outcome = trio_executor.run(p, BlocksInTrio, hang_timeout=0.5)
     assert outcome.verdict == "model-error"
     assert "outside the gate" in outcome.error
+    assert outcome.status == "model-error"
 
 
 def test_deadlock_and_stuck_user_waits_are_different():
     stuck = execute(prog([anon(0)], (0, [op("wait", 3)])), Kernel)
     assert stuck.verdict == "ok" and stuck.stuck
+
+
+def test_the_scheduler_is_what_the_model_expects():
+    """fuzz's Scheduler provides every member of the model's Sched protocol."""
+    from model.sched import Sched
+    assert isinstance(Scheduler(ReplayChooser()), Sched)
+
+
+@pytest.mark.parametrize("field, index, text", [
+    ("mapcount", None, "mapcount"), ("pte", 5, "pte[5]"), ("tlb", 0, "tlb[0]"),
+    ("pin", 3, "pin#3"), ("pin.associated", 1, "pin#1.associated"),
+    ("vma.vm_flags", 4, "vma[4].vm_flags"), ("vma", (4, 8), "vma[4-8]"),
+    ("foll_flags.FOLL_WRITE", None, "foll_flags.FOLL_WRITE"),
+])
+def test_change_fields_print_as_the_trace_spells_them(field, index, text):
+    from model.changes import field_text
+    assert field_text(field, index) == text
+
+
+def test_changes_are_records_with_an_index():
+    """A PTE change names its table, field "pte" and the address: nothing parses text."""
+    p = prog([anon(0, 2)], (0, [op("write", 1)]))
+    steps = execute(p, Kernel).trace.steps
+    ptes = [(f, i) for s in steps for _o, f, i, _a, _b in s.changes if f == "pte"]
+    assert ("pte", 1) in ptes and all(isinstance(i, int) for _f, i in ptes)

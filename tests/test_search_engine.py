@@ -1,4 +1,4 @@
-"""The sampling choosers and the coverage engine: every run replays from the schedule
+"""The sampling choosers and the guided engine: every run replays from the schedule
 it recorded, the same seed gives the same search in any process, and the engine's
 parts do what they say (feature owners, conflict-aimed schedules, collide)."""
 
@@ -64,7 +64,7 @@ def _search_in_subprocess(strategy: str, hashseed: str) -> str:
                           capture_output=True, text=True).stdout
 
 
-@pytest.mark.parametrize("strategy", ["coverage", "pos", "surw"])
+@pytest.mark.parametrize("strategy", ["guided", "pos", "surw"])
 def test_a_search_is_the_same_in_any_process(strategy):
     a = _search_in_subprocess(strategy, "1")
     b = _search_in_subprocess(strategy, "777")
@@ -110,3 +110,38 @@ def test_collide_races_an_operation_with_its_copy():
     p = Program(threads=(ThreadSpec(0, (Op("dontneed", (0, 1)),)),))
     q = collide_op(random.Random(0), p)
     assert [t.ops for t in q.threads] == [(Op("dontneed", (0, 1)),)] * 2
+
+
+RECEIVED = """cowfuzz 1
+map 0 1 anon rw populate=write
+thread 0
+  fork 1
+thread 0
+  write 0
+"""
+
+
+def test_the_guided_engine_takes_received_entries_through_the_session_replay(tmp_path):
+    """Entries from other workers run once, in the session's background replay, with the
+    engine's probe: each joins the engine's corpus with its record, and none runs twice.
+    A distilled corpus (reset) replaces the engine's."""
+    from fuzz.search.session import Session
+    from fuzz.search.strategies import STRATEGIES
+    from fuzz.search.worker import slice_rng
+    session = Session(Kernel, "upstream", tmp_path)
+    guided = STRATEGIES["guided"].create(session, {"seed": 1})
+    assert session.replayer is not None
+    session.begin_slice(1, None, 20)
+    session.sync([RECEIVED], [], replay=not STRATEGIES["guided"].replays_corpus)
+    guided.run_slice(slice_rng(1, 0, 1))
+    assert session.replayed == 1 and not session.to_replay
+    received = [e for e in guided.corpus.entries if e.program is session.corpus[0]]
+    assert len(received) == 1 and received[0].features and received[0].decisions
+    assert set(received[0].features) <= session.features
+    assert len(guided.corpus.entries) == len(session.corpus) > 1    # and the slice's own
+    session.begin_slice(2, None, 5)
+    session.sync([RECEIVED], [], reset=True)
+    guided.run_slice(slice_rng(1, 0, 2))
+    assert session.replayed == 1
+    assert guided.corpus.entries[0].program is session.corpus[0]
+    assert len(guided.corpus.entries) == len(session.corpus)

@@ -61,22 +61,31 @@ def _refused(proc, attack):
     assert not (attack / "evilmod" / "CANARY").exists()
 
 
+COMMANDS = {"run": [], "minimize": [], "explore": [], "report": ["-o", "out.html"],
+            "corpus": ["dest"]}
+
+
+def _command(attack, command, source):
+    words = ["corpus", "add"] if command == "corpus" else [command]
+    return cowfuzz(attack, *words, source, *COMMANDS[command])
+
+
 @pytest.mark.parametrize("header", HEADERS, ids=range(len(HEADERS)))
-@pytest.mark.parametrize("command", ["run", "minimize", "explore", "report"])
+@pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_a_cow_file_naming_code_is_refused_without_running_it(attack, header, command):
     (attack / "x.cow").write_text(f"cowfuzz 1\n{header}{PROGRAM}")
-    extra = ["-o", attack / "out.html"] if command == "report" else []
-    proc = cowfuzz(attack, command, "x.cow", *extra)
+    proc = _command(attack, command, "x.cow")
     _refused(proc, attack)
     assert proc.stderr.startswith("x.cow:2: ")          # the file and the line
 
 
 @pytest.mark.parametrize("variant", HOSTILE_NAMES, ids=range(len(HOSTILE_NAMES)))
-@pytest.mark.parametrize("command", ["run", "minimize", "explore"])
+@pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_a_token_naming_code_is_refused_without_running_it(attack, variant, command):
-    _refused(cowfuzz(attack, command, _token(variant)), attack)
+    _refused(_command(attack, command, _token(variant)), attack)
 
 
+@pytest.mark.slow
 def test_the_pytest_plugin_never_loads_what_a_cow_file_names(attack):
     (attack / "test_x.cow").write_text(f"cowfuzz 1\nexpect evil.py:Evil clean\n{PROGRAM}")
     (attack / "test_y.cow").write_text(f"cowfuzz 1\nexpect evilmod:Evil clean\n{PROGRAM}")

@@ -10,7 +10,8 @@ executions) and the deep tier (model/variants/mutants/: races a random walk
 needs a median above 20,000 executions for); each is summarized and plotted
 on its own. Reported per (variant, strategy): found rate, median and p90
 executions and seconds to the first violation (a miss counts as the
-budget, so a p90 of ">budget" means more than a tenth missed). Every correct
+budget, so a p90 of ">budget" seconds, and "-" executions, means more than a
+tenth missed). Every correct
 variant (no expected oracle) runs the budget once per strategy and reports
 its executions and whatever it found. The exhaustive strategy runs only
 where the bug's reproducer (``corpus/<variant>/`` in the working directory)
@@ -23,7 +24,6 @@ against time.
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import math
 import multiprocessing
@@ -33,9 +33,10 @@ from pathlib import Path
 
 from fuzz.bench.trials import run_trial
 from fuzz.program.textcodec import read_program
+from fuzz.search.procs import ignore_ctrl_c, signals_held
 from model.variants import VARIANTS, declared_specs, load_designs
 
-DEFAULT_STRATEGIES = ("coverage", "random", "pct", "pos", "surw", "exhaustive")
+DEFAULT_STRATEGIES = ("coverage", "guided", "random", "pct", "pos", "surw", "exhaustive")
 TIERS = ("shallow", "deep")
 #: where the hand-written reproducers are (relative to the working directory, as the
 #: campaign's default corpus is): their size decides where exhaustive search runs
@@ -126,9 +127,14 @@ def tier_summary(rows: list[dict], budget: float) -> list[dict]:
 
 
 def markdown(rows: list[dict], budget: float, command: str) -> str:
-    def num(x, fmt):
-        return f">{budget:g}s" if x == math.inf else format(x, fmt)
-    lines = [f"Produced by `{command}`."]
+    def runs(x):
+        return "-" if x == math.inf else format(x, ",.0f")
+
+    def seconds(x):
+        return f">{budget:g}s" if x == math.inf else format(x, ".1f")
+    lines = [f"Produced by `{command}`. A miss counts as the budget: \"-\" executions and "
+             f"\">{budget:g}s\" where at least half (median) or a tenth (p90) of the trials "
+             "missed."]
     summary = tier_summary(rows, budget)
     if summary:
         lines += ["", "| tier | strategy | (bug, trial) pairs found | bugs found in >= 80% "
@@ -136,8 +142,8 @@ def markdown(rows: list[dict], budget: float, command: str) -> str:
                   "|---|---|---|---|---|---|"]
         for s in summary:
             lines.append(f"| {s['tier']} | {s['strategy']} | {s['pairs']}/{s['trials']} | "
-                         f"{s['bugs_80']}/{s['bugs']} | {num(s['median_runs'], ',.0f')} | "
-                         f"{num(s['median_seconds'], '.1f')} |")
+                         f"{s['bugs_80']}/{s['bugs']} | {runs(s['median_runs'])} | "
+                         f"{seconds(s['median_seconds'])} |")
     bugs = [r for r in rows if r["target"] != "clean"]
     for t in sorted({r["tier"] for r in bugs}, key=lambda t: TIERS.index(t) if t in TIERS else 9):
         lines += ["", f"{t.capitalize()} tier:", "",
@@ -146,9 +152,9 @@ def markdown(rows: list[dict], budget: float, command: str) -> str:
         for r in sorted((r for r in bugs if r["tier"] == t),
                         key=lambda r: (r["variant"], r["strategy"])):
             lines.append(f"| {r['variant']} | {r['target']} | {r['strategy']} | "
-                         f"{r['found']}/{r['trials']} | {num(r['median_runs'], ',.0f')} | "
-                         f"{num(r['p90_runs'], ',.0f')} | {num(r['median_seconds'], '.1f')} | "
-                         f"{num(r['p90_seconds'], '.1f')} |")
+                         f"{r['found']}/{r['trials']} | {runs(r['median_runs'])} | "
+                         f"{runs(r['p90_runs'])} | {seconds(r['median_seconds'])} | "
+                         f"{seconds(r['p90_seconds'])} |")
     clean = [r for r in rows if r["target"] == "clean"]
     if clean:
         lines += ["", "Correct variants, one run of the whole budget per strategy:", "",
@@ -170,16 +176,20 @@ def _run(job) -> dict:
     return out
 
 
+def _start_worker(designs) -> None:
+    ignore_ctrl_c()                  # Ctrl-C stops the benchmark, which stops the trials
+    load_designs(designs)
+
+
 def run(variants, strategies, trials: int, budget: float, jobs: int, progress=None) -> list:
     work = plan(variants, strategies, trials, budget)
     results = []
     ctx = multiprocessing.get_context("spawn")
     designs = tuple(declared_specs(VARIANTS[name] for name in variants))
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=load_designs,
-                                                initargs=(designs,)) as pool:
-        futures = {pool.submit(_run, job): job for job in work}
-        for future in concurrent.futures.as_completed(futures):
-            result = future.result()
+    with signals_held():
+        pool = ctx.Pool(jobs, initializer=_start_worker, initargs=(designs,))
+    with pool:                       # leaving it terminates the trials still running
+        for result in pool.imap_unordered(_run, work):
             results.append(result)
             if progress is not None:
                 progress(len(results), len(work), result)

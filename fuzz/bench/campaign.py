@@ -5,7 +5,7 @@
 Runs the real coordinator (fuzz/search/campaign.py) once with one job and once
 with N, and prints the executions per second of each and their ratio. The
 cost of one execution grows with the programs in the corpus, so both start
-from copies of the same corpus, grown by a warm-up campaign first:
+from the same seeds (read only), the queue a warm-up campaign grew first:
 otherwise the N-job campaign, whose corpus grows faster, would be measured
 on bigger programs. Executions are what the strategies ran; the re-runs a
 worker does to learn the features of entries other workers found are
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -25,10 +24,12 @@ from fuzz.search.progress import Reporter
 
 
 def campaign(variant: str, strategy: str, jobs: int, seconds: float, seed: int,
-             corpus: Path, crashes: Path):
+             corpus: Path, folder: Path):
+    """A quiet campaign from the seeds in ``corpus``; its queue, crashes and scratch space
+    go to ``folder``."""
     config = CampaignConfig(variant=variant, strategy=strategy, seconds=seconds, jobs=jobs,
-                            seed=seed, corpus_dir=corpus, crashes_dir=crashes,
-                            slice_seconds=10.0)
+                            seed=seed, corpus_dir=corpus, crashes_dir=folder / "crashes",
+                            campaign_dir=folder, slice_seconds=10.0)
     sink = io.StringIO()
     return Campaign(config, Reporter(out=sink, err=sink, quiet=True)).run()
 
@@ -36,9 +37,7 @@ def campaign(variant: str, strategy: str, jobs: int, seconds: float, seed: int,
 def throughput(variant: str, strategy: str, jobs: int, seconds: float, seed: int,
                seed_corpus: Path) -> float:
     with tempfile.TemporaryDirectory(prefix="cowfuzz-bench-") as tmp:
-        corpus = Path(tmp) / "corpus"
-        shutil.copytree(seed_corpus, corpus)
-        stats = campaign(variant, strategy, jobs, seconds, seed, corpus, Path(tmp) / "crashes")
+        stats = campaign(variant, strategy, jobs, seconds, seed, seed_corpus, Path(tmp))
         return stats.runs / stats.elapsed
 
 
@@ -56,9 +55,10 @@ def main(argv=None) -> None:
           f"{'ratio':>6}")
     for strategy in args.strategy:
         with tempfile.TemporaryDirectory(prefix="cowfuzz-bench-") as tmp:
-            seed_corpus = Path(tmp) / "corpus"
+            warm_folder = Path(tmp) / "warm-up"
             warm = campaign(args.variant, strategy, 1, args.warmup, args.seed + 1000,
-                            seed_corpus, Path(tmp) / "crashes")
+                            Path(tmp) / "no-seeds", warm_folder)
+            seed_corpus = warm_folder / "queue"
             one = throughput(args.variant, strategy, 1, args.time, args.seed, seed_corpus)
             many = throughput(args.variant, strategy, args.jobs, args.time, args.seed,
                               seed_corpus)

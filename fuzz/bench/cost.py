@@ -7,7 +7,7 @@ path: a session and the strategy object, slices of 1,000 executions, seed 1)
 and the CPU time they took is divided by the executions: the cost of
 generating or mutating an input, running it under the model with its
 oracles, and whatever feedback the strategy keeps. Strategies that run in
-another process (libfuzzer) are not measured here. The ratio column is each
+another process (coverage: libFuzzer) are not measured here. The ratio column is each
 strategy's cost over random's, measured in the same run.
 """
 
@@ -22,7 +22,7 @@ from fuzz.search.strategies import STRATEGIES
 from fuzz.search.worker import slice_rng
 from model.variants import load_design
 
-IN_PROCESS = ("coverage", "random", "pct", "pos", "surw")
+IN_PROCESS = ("guided", "random", "pct", "pos", "surw")
 
 
 def cost_per_execution(variant_cls, strategy: str, runs: int, seed: int = 1) -> tuple[float, int]:

@@ -1,6 +1,7 @@
 """Benchmark: executions/s of a standard program, and the cost of one scheduling decision.
 
     python -m fuzz.bench.executor [--seconds S]
+    python -m fuzz.bench.executor --against REV [--repeat N] [--seconds S]
 
 The standard program has 3 threads of 10 operations each (stores, loads, a
 fork, a pin, a pageout, an mprotect) under a fixed schedule with regular
@@ -9,12 +10,28 @@ path), the trio executor (persistent loop, a fresh nursery per run), and
 trio.run per input. Next to them: the floor, a bare trio run with the same
 number of gated task switches and no model, and the per-decision cost of
 the gate alone under both drivers.
+
+``--against REV`` compares this working tree with git revision REV (same
+package layout) side by side: REV is exported to a temporary directory, and
+each of ``--repeat`` rounds measures both trees, each in a fresh process, in
+alternating order, so that a noisy machine slows both alike. Rates are
+executions per second of CPU time (the measuring process's, trio's loop
+thread included); it prints min, median and max over the rounds, the ratio of
+the medians, and whether both trees give the same trace.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import trio
 
@@ -50,6 +67,77 @@ def _rate(fn, seconds: float):
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
             return n / elapsed
+
+
+def _cpu_rate(fn, seconds: float) -> float:
+    n = 0
+    start = time.process_time()
+    while True:
+        fn()
+        n += 1
+        elapsed = time.process_time() - start
+        if elapsed >= seconds:
+            return n / elapsed
+
+
+def measure(seconds: float) -> dict:
+    """One round in this process: exec/s (CPU time) of both executors, and the trace hash.
+    Uses only what every revision with this layout has, so that ``--against`` can run
+    this very function on an older tree."""
+    prog = standard_program()
+    trace = execute(prog, Kernel).trace.render_text()
+    execute(prog, Kernel)
+    tx = TrioExecutor()
+    tx.run(prog, Kernel)
+    return {"step": _cpu_rate(lambda: execute(prog, Kernel), seconds),
+            "trio": _cpu_rate(lambda: tx.run(prog, Kernel), seconds),
+            "trace": hashlib.sha256(trace.encode()).hexdigest()[:16]}
+
+
+def _export(rev: str, dest: Path) -> None:
+    """Revision ``rev`` of the git checkout in the working directory, into ``dest``."""
+    proc = subprocess.run(["git", "archive", rev], capture_output=True)
+    if proc.returncode:
+        raise SystemExit(f"cowfuzz: cannot export {rev} (run this from a git checkout of "
+                         f"cowfuzz): {proc.stderr.decode(errors='replace').strip()}")
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=proc.stdout, check=True)
+
+
+def _measure_tree(tree: Path, seconds: float) -> dict:
+    """``measure`` in a fresh process that imports fuzz and model from ``tree``."""
+    code = ("import json, runpy, sys; m = runpy.run_path(sys.argv[1]); "
+            "print(json.dumps(m['measure'](float(sys.argv[2]))))")
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    out = subprocess.run([sys.executable, "-c", code, __file__, str(seconds)], env=env,
+                         cwd=tree, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def compare(rev: str, repeat: int, seconds: float) -> None:
+    """Old (REV) and new (this tree) side by side, ``repeat`` rounds each."""
+    new_tree = Path(__file__).resolve().parents[2]      # where this fuzz package lives
+    with tempfile.TemporaryDirectory(prefix="cowfuzz-against-") as tmp:
+        old_tree = Path(tmp)
+        _export(rev, old_tree)
+        rounds = {"old": [], "new": []}
+        for i in range(repeat):
+            order = (("old", old_tree), ("new", new_tree))
+            for name, tree in (order if i % 2 == 0 else order[::-1]):
+                rounds[name].append(_measure_tree(tree, seconds))
+                r = rounds[name][-1]
+                print(f"round {i + 1} {name}: step {r['step']:.0f}/s, trio {r['trio']:.0f}/s",
+                      file=sys.stderr, flush=True)
+    print(f"standard program, {repeat} rounds of {seconds:g} s CPU per executor; old = {rev}")
+    print(f"{'executor':<8} {'tree':<4} {'min':>7} {'median':>7} {'max':>7}   exec/s (CPU)")
+    for key in ("step", "trio"):
+        med = {}
+        for name in ("old", "new"):
+            rates = [r[key] for r in rounds[name]]
+            med[name] = statistics.median(rates)
+            print(f"{key:<8} {name:<4} {min(rates):>7.0f} {med[name]:>7.0f} {max(rates):>7.0f}")
+        print(f"{key:<8} new/old median: {med['new'] / med['old']:.2f}x")
+    traces = {r["trace"] for name in rounds for r in rounds[name]}
+    print("same trace in both trees:", "yes" if len(traces) == 1 else f"NO ({sorted(traces)})")
 
 
 def gate_only_step(tasks: int, points: int, choices) -> int:
@@ -101,7 +189,13 @@ def main(argv=None) -> None:
     import trio.testing  # noqa: F401  (wait_all_tasks_blocked)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    ap.add_argument("--against", metavar="REV",
+                    help="compare with git revision REV, side by side")
+    ap.add_argument("--repeat", type=int, default=5, help="rounds with --against")
     args = ap.parse_args(argv)
+    if args.against:
+        compare(args.against, args.repeat, args.seconds)
+        return
     prog = standard_program()
     ref = execute(prog, Kernel)
     steps = len(ref.trace.steps)

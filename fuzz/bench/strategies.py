@@ -6,7 +6,7 @@ For each strategy and seed, one trial (fuzz/bench/trials.py: the
 campaign's worker code path on one core) runs until the first violation or
 the cap. The table shows the median executions and seconds over the seeds;
 a trial that hit the cap counts as the cap, so ">cap" means most seeds
-missed. The default variant is the test suite's planted bug (GUP-fast
+missed. The default variant is the planted bug of fuzz/bench/planted.py (GUP-fast
 without write_protect_seq). ``cowfuzz bench`` does the same over every
 known-bug variant.
 """
@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from pathlib import Path
 
 from fuzz.bench.trials import run_trial
 from fuzz.search.strategies import STRATEGIES
 
-PLANTED = f"{Path(__file__).resolve().parents[2] / 'tests' / 'planted.py'}:GupFastNoSeqcount"
+PLANTED = "fuzz.bench.planted:GupFastNoSeqcount"
 
 
 def main(argv=None) -> None:

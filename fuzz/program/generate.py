@@ -1,26 +1,23 @@
 """Random programs: the op-sequence half of the random strategy.
 
-Generation is weighted (syzkaller-style: the weights are data, OP_WEIGHTS)
-and biased towards programs that can interleave interestingly: addresses
-mostly fall inside mapped ranges, pins use live slots, and a fork's child
-gets threads of its own. Deterministic for a given ``random.Random``.
+Generation is weighted (syzkaller-style: the weights are data, in the
+operation table, fuzz/program/ops.py) and biased towards programs that can
+interleave interestingly: addresses mostly fall inside mapped ranges, pins
+use live slots, and a fork's child gets threads of its own. Deterministic
+for a given ``random.Random``.
 """
 
 from __future__ import annotations
 
 import random
 
-from fuzz.program.program import (ARG_DOMAINS, FILE_PAGES, MAX_PROCS, OPS, POPULATE,
-                          Mapping, Op, Program, ThreadSpec)
+from fuzz.program.ops import OPERATIONS, Arg
+from fuzz.program.program import FILE_PAGES, MAX_PROCS, POPULATE, Mapping, Op, Program, ThreadSpec
 from model.pgtable import USER_PAGES
+from model.swap import DISK, ZRAM
 
-#: relative frequency of each operation in generated programs
-OP_WEIGHTS: dict[str, int] = {
-    "read": 10, "write": 14, "fork": 6, "pin": 8, "unpin": 3, "devread": 5, "devwrite": 4,
-    "vmsplice": 3, "piperead": 3, "mprotect": 4, "dontneed": 3, "munmap": 2, "mmap": 2,
-    "pageout": 3, "reclaim": 3, "clear_refs": 2, "procmem": 3, "exit": 1,
-    "signal": 0, "wait": 0, "waitpid": 0,
-}
+#: generated in place of an operation that creates a process when every process id is taken
+NO_CHILD_LEFT = "write"
 
 
 def random_mappings(rng: random.Random) -> tuple[Mapping, ...]:
@@ -62,35 +59,30 @@ class _Gen:
             return self.rng.choice(self.vas)
         return self.rng.randrange(USER_PAGES)
 
-    def arg(self, name: str):
+    def arg(self, arg: Arg):
+        """A value for ``arg``: addresses mostly mapped, pids of processes that exist,
+        the first two pin slots, a new process id for a child."""
         rng = self.rng
+        name = arg.name
         if name == "va":
             return self.va()
         if name == "npages":
             return rng.choice((1, 1, 1, 2, 4))
-        domain = ARG_DOMAINS[name]
-        return rng.choice(list(domain))
+        if name == "pid":
+            return rng.randrange(self.next_child)
+        if name == "slot":
+            return rng.randrange(2)
+        if name == "child":
+            self.next_child += 1
+            return self.next_child - 1
+        return rng.choice(list(arg.domain))
 
     def op(self, pid: int):
-        rng = self.rng
-        names = [n for n, w in OP_WEIGHTS.items() if w]
-        name = rng.choices(names, weights=[OP_WEIGHTS[n] for n in names])[0]
-        if name == "fork":
-            if self.next_child >= MAX_PROCS:
-                name = "write"
-            else:
-                child = self.next_child
-                self.next_child += 1
-                return Op("fork", (child,))
-        args = []
-        for a in OPS[name]:
-            if a == "pid":
-                args.append(rng.randrange(self.next_child))
-            elif a == "slot":
-                args.append(rng.randrange(2))
-            else:
-                args.append(self.arg(a))
-        return Op(name, tuple(args))
+        weighted = [o for o in OPERATIONS.values() if o.weight]
+        operation = self.rng.choices(weighted, weights=[o.weight for o in weighted])[0]
+        if self.next_child >= MAX_PROCS and "child" in operation.arg_names:
+            operation = OPERATIONS[NO_CHILD_LEFT]
+        return Op(operation.name, tuple(self.arg(a) for a in operation.args))
 
     def ops(self, pid: int, n: int):
         return tuple(self.op(pid) for _ in range(n))
@@ -108,7 +100,8 @@ def random_program(rng: random.Random, *, max_threads: int = 3, max_ops: int = 8
         for _ in range(rng.choice((1, 1, 2))):
             threads.append(ThreadSpec(child, g.ops(child, rng.randint(0, max_ops // 2 + 1))))
     schedule = random_schedule(rng, schedule_len, preempt)
-    return Program(mappings, tuple(threads), schedule)
+    swap = ZRAM if rng.random() < 0.25 else DISK
+    return Program(mappings, tuple(threads), schedule, swap=swap)
 
 
 def random_schedule(rng: random.Random, length: int, preempt: float = 0.3) -> tuple[int, ...]:

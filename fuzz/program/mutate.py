@@ -1,12 +1,13 @@
 """Structure-aware mutation and crossover of Programs.
 
-Used by the coverage strategy (operations and layout only: it chooses
-schedules itself) and by the libfuzzer strategy's custom mutator. Each mutation is a small edit that keeps
-the program valid: insert, delete, replace or duplicate an operation, move
-one between threads, copy one into another thread to race with itself
-(syzkaller's collide), tweak an argument, add or drop a thread or mapping,
-and edit the schedule (change a choice, insert or delete a preemption,
-truncate). Crossover splices two programs (thread lists, or one program's
+Used by the coverage strategy's libFuzzer custom mutator, by the
+corpus-driven random strategy and by the guided strategy (operations and
+layout only: it chooses schedules itself). Each mutation is a small edit
+that keeps the program valid: insert, delete, replace or duplicate an
+operation, move one between threads, copy one into another thread to race
+with itself (syzkaller's collide), tweak an argument, add or drop a thread
+or mapping, switch the swap device, and edit the schedule (change a choice,
+insert or delete a preemption, truncate). Crossover splices two programs (thread lists, or one program's
 operations with the other's schedule). Weights are data (MUTATION_WEIGHTS).
 """
 
@@ -17,20 +18,21 @@ from dataclasses import replace
 
 from fuzz.program.bytecodec import MAX_MAPPINGS, MAX_OPS, MAX_THREADS
 from fuzz.program.generate import _Gen, random_mappings
-from fuzz.program.program import ARG_DOMAINS, MAX_PROCS, OPS, Op, Program, ThreadSpec
+from fuzz.program.ops import OPERATIONS, forked_child
+from fuzz.program.program import MAX_PROCS, SWAPS, Op, Program, ThreadSpec
 
 MUTATION_WEIGHTS: dict[str, int] = {
     "insert_op": 10, "delete_op": 6, "replace_op": 6, "duplicate_op": 3, "move_op": 3,
     "collide_op": 6,
     "tweak_arg": 10, "add_thread": 2, "drop_thread": 1, "add_fork": 2, "remap": 1,
     "schedule_choice": 12, "schedule_insert": 8, "schedule_delete": 5, "schedule_truncate": 2,
-    "schedule_reroll": 3,
+    "schedule_reroll": 3, "swap_device": 1,
 }
 
 
 def _gen(rng, p: Program) -> _Gen:
     used = [op.args[names.index("va")] for t in p.threads for op in t.ops
-            if "va" in (names := OPS[op.name])]
+            if "va" in (names := OPERATIONS[op.name].arg_names)]
     g = _Gen(rng, p.mappings, MAX_OPS, used)
     pids = {t.pid for t in p.threads}
     g.next_child = min(max(pids | {0}) + 1, MAX_PROCS)
@@ -126,10 +128,10 @@ def tweak_arg(rng, p):
         return replace_op(rng, p)
     k = rng.choice(candidates)
     o = ops[k]
-    names = OPS[o.name]
-    a = rng.randrange(len(names))
+    operation = OPERATIONS[o.name]
+    a = rng.randrange(len(operation.args))
     args = list(o.args)
-    domain = ARG_DOMAINS[names[a]]
+    domain = operation.args[a].domain
     if isinstance(domain, range) and rng.random() < 0.6:
         args[a] = min(max(args[a] + rng.choice((-1, 1)), domain.start), domain.stop - 1)
     else:
@@ -158,7 +160,7 @@ def drop_thread(rng, p):
 def add_fork(rng, p):
     """A fork of a new child process, and a thread for the child."""
     pids = {t.pid for t in p.threads}
-    forked = {o.args[0] for t in p.threads for o in t.ops if o.name == "fork"}
+    forked = {forked_child(o) for t in p.threads for o in t.ops}
     free = [c for c in range(1, MAX_PROCS) if c not in pids | forked]
     if not free or len(p.threads) >= MAX_THREADS:
         return insert_op(rng, p)
@@ -176,6 +178,11 @@ def add_fork(rng, p):
 def remap(rng, p):
     m = random_mappings(rng)
     return replace(p, mappings=m[:MAX_MAPPINGS])
+
+
+def swap_device(rng, p):
+    """The other swap device."""
+    return replace(p, swap=SWAPS[1 - SWAPS.index(p.swap)])
 
 
 def schedule_choice(rng, p):

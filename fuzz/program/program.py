@@ -7,64 +7,36 @@ the schedule: one relative choice per scheduling decision (0 = keep running
 the current task, k = the k-th runnable task after it in rotation; an
 exhausted schedule means 0 forever). Frozen dataclasses, no model objects.
 
-``OPS`` is the operation vocabulary as data: each operation's argument
-names, in order; ``ARG_DOMAINS`` bounds each argument (the byte decoder and
-the mutators draw from them).
+The operations themselves (names, arguments, their domains) are the table in
+fuzz/program/ops.py.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from model.pgtable import USER_PAGES
-
-#: operation -> argument names (see model/syscalls.py for what each does)
-OPS: dict[str, tuple[str, ...]] = {
-    "read": ("va",),
-    "write": ("va",),
-    "mmap": ("va", "npages", "kind", "prot"),
-    "munmap": ("va", "npages"),
-    "mprotect": ("va", "npages", "prot"),
-    "dontneed": ("va", "npages"),
-    "pageout": ("va", "npages"),
-    "reclaim": ("va",),
-    "fork": ("child",),
-    "exit": (),
-    "pin": ("slot", "va", "access", "path", "life"),
-    "unpin": ("slot",),
-    "devread": ("slot",),
-    "devwrite": ("slot",),
-    "vmsplice": ("va",),
-    "piperead": (),
-    "clear_refs": (),
-    "procmem": ("pid", "va"),
-    "signal": ("event",),
-    "wait": ("event",),
-    "waitpid": ("pid",),
-}
+from model.swap import DISK, SWAP_DEVICES
 
 KINDS = ("anon", "file", "shared")     # MAP_PRIVATE|MAP_ANONYMOUS, MAP_PRIVATE file, MAP_SHARED file
 PROTS = ("rw", "r")
 POPULATE = ("none", "read", "write", "swap")
+SWAPS = SWAP_DEVICES
 MAX_PROCS = 4
-MAX_SLOTS = 4
-MAX_EVENTS = 4
 FILE_PAGES = 4
 
-#: argument -> its domain: a range of ints or a tuple of words
-ARG_DOMAINS: dict[str, object] = {
-    "va": range(USER_PAGES),
-    "npages": range(1, USER_PAGES + 1),
-    "kind": KINDS,
-    "prot": PROTS,
-    "child": range(1, MAX_PROCS),
-    "pid": range(MAX_PROCS),
-    "slot": range(MAX_SLOTS),
-    "access": ("ro", "rw"),
-    "path": ("slow", "fast"),
-    "life": ("longterm", "short"),
-    "event": range(MAX_EVENTS),
-}
+#: Bounds on what an input may ask for (a .cow file or a token is often someone else's):
+#: far above any program a search makes, far below what exhausts a machine. Each has its
+#: own one-line error naming it.
+MAX_INPUT_BYTES = 1 << 20      # a .cow file, or the decompressed text of a token
+MAX_THREADS = 64
+MAX_OPS = 4096                 # operations of all threads together
+MAX_MAPPINGS = 64
+#: an execution stops after 20,000 steps (the scheduler's step budget), so a longer
+#: schedule could never be followed
+MAX_SCHEDULE = 20_000
+MAX_CHOICE = 4095              # a choice counts runnable tasks (taken modulo their number)
 
 
 @dataclass(frozen=True)
@@ -74,8 +46,14 @@ class Op:
     name: str
     args: tuple = ()
 
-    def __str__(self) -> str:
+    @functools.cached_property
+    def text(self) -> str:
+        """The operation as a program line prints it ("pin 0 0 rw fast longterm"); kept,
+        since every execution of the program prints it into the trace."""
         return " ".join([self.name, *map(str, self.args)])
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @dataclass(frozen=True)
@@ -122,10 +100,12 @@ class Program:
     expect: tuple[tuple[str, str], ...] = field(default=(), compare=False)
     #: the variant the program was found on, if any
     found_on: str | None = field(default=None, compare=False)
+    #: the swap device (model/swap.py): "disk", or "zram" (SWP_SYNCHRONOUS_IO)
+    swap: str = DISK
 
     def with_schedule(self, schedule) -> "Program":
         return Program(self.mappings, self.threads, tuple(schedule), self.fault_injection,
-                       self.file_pages, self.expect, self.found_on)
+                       self.file_pages, self.expect, self.found_on, self.swap)
 
     def op_count(self) -> int:
         return sum(len(t.ops) for t in self.threads)
@@ -133,18 +113,3 @@ class Program:
     def preemptions(self) -> int:
         return sum(1 for c in self.schedule if c)
 
-
-def validate_op(op: Op) -> str | None:
-    """Why ``op`` is not well-formed, or None."""
-    names = OPS.get(op.name)
-    if names is None:
-        return f"unknown operation {op.name!r}"
-    if len(op.args) != len(names):
-        return f"{op.name} takes {len(names)} arguments ({' '.join(names) or 'none'}), got {len(op.args)}"
-    for name, value in zip(names, op.args):
-        domain = ARG_DOMAINS[name]
-        if value not in domain:
-            if isinstance(domain, range):
-                return f"{op.name}: {name} must be in {domain.start}..{domain.stop - 1}, got {value!r}"
-            return f"{op.name}: {name} must be one of {', '.join(domain)}, got {value!r}"
-    return None

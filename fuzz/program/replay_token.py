@@ -5,7 +5,9 @@
 The program is its canonical .cow text, zlib-compressed and base64url-
 encoded, so a token is one copy-pasteable line. The model version is a
 hash of the model's source: a token replays bit for bit on the same model
-version, and ``cowfuzz run`` warns when the versions differ.
+version, and ``cowfuzz run`` warns when the versions differ. A token is
+data from someone else: it decompresses to at most ``MAX_INPUT_BYTES``
+(a zlib bomb stops there) and names its design by name only.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import zlib
 from functools import lru_cache
 from pathlib import Path
 
+from fuzz.program.program import MAX_INPUT_BYTES
 from fuzz.program.textcodec import FORMAT_VERSION, format_program, parse_program
 from model.variants import is_design_name
 
@@ -47,6 +50,8 @@ class TokenError(ValueError):
 
 def parse_token(token: str):
     """-> (program, variant, model version). Raises TokenError."""
+    if len(token) > 2 * MAX_INPUT_BYTES:
+        raise TokenError(f"the token is over the size limit ({2 * MAX_INPUT_BYTES:,} characters)")
     parts = token.strip().split(":")
     if len(parts) < 4 or parts[0] != PREFIX:
         raise TokenError(f"not a cowfuzz replay token (expected {PREFIX}:<version>:<variant>:...)")
@@ -56,7 +61,15 @@ def parse_token(token: str):
         raise TokenError("the token's variant is not a variant name (a token names a design "
                          "by its registered name only)")
     try:
-        text = zlib.decompress(base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))).decode()
+        packed = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
+        inflate = zlib.decompressobj()
+        data = inflate.decompress(packed, MAX_INPUT_BYTES + 1)
+        if len(data) > MAX_INPUT_BYTES or inflate.unconsumed_tail:
+            raise TokenError(f"the token's program is over the size limit of a program "
+                             f"({MAX_INPUT_BYTES:,} bytes)")
+        if not inflate.eof:
+            raise TokenError("corrupt replay token: it is cut short (copy the whole line)")
+        text = data.decode()
     except (binascii.Error, zlib.error, UnicodeDecodeError) as exc:
         raise TokenError(f"corrupt replay token: {exc}") from None
     return parse_program(text, "<token>"), variant, version

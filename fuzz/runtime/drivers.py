@@ -37,7 +37,8 @@ class _Teardown(BaseException):
 
 
 @types.coroutine
-def _suspend():
+def _suspend(task: Task):
+    """A step-driven task parks: one bare yield, straight back to ``StepDriver.run``."""
     yield
 
 
@@ -61,8 +62,7 @@ class StepDriver:
     def resume(self, task: Task) -> None:
         pass  # the run loop always sends into sched.current
 
-    async def park(self, task: Task) -> None:
-        await _suspend()
+    park = staticmethod(_suspend)
 
     def run(self) -> None:
         """Run every unfinished task to completion; verdicts propagate."""
@@ -87,7 +87,7 @@ class StepDriver:
         for t in self.sched.tasks:
             if t.coro is not None and t.state != DONE:
                 t.coro.close()
-                t.state = DONE
+                self.sched.set_state(t, DONE)
 
 
 class _TrioData:
@@ -187,7 +187,7 @@ class TrioDriver:
             data = t.driver_data
             if data is not None and data.parked and t.state != DONE:
                 data.parked = False
-                t.state = DONE
+                self.sched.set_state(t, DONE)
                 trio.lowlevel.reschedule(data.trio_task, outcome.Error(_Teardown()))
 
     async def _main(self, task: Task) -> None:

@@ -26,14 +26,12 @@ import trio
 from fuzz.runtime.choosers import ReplayChooser
 from fuzz.runtime.drivers import GateBreach, GateGuard, StepDriver, TrioDriver
 from fuzz.runtime.features import FeatureCollector
+from fuzz.program.ops import OPERATIONS
 from fuzz.program.program import Program
-from fuzz.runtime.scheduler import DEFAULT_MAX_STEPS, DONE, EndOfExecution, Scheduler
+from fuzz.runtime.scheduler import DEFAULT_MAX_STEPS, EndOfExecution, Scheduler
 from fuzz.runtime.trace import Trace
 from model.oracles.errors import Violation
 from model.mm import Process
-
-#: operations whose non-negative result is a value token
-VALUE_OPS = frozenset({"read", "write", "devread", "devwrite", "piperead", "procmem"})
 
 OK = "ok"
 VIOLATION = "violation"
@@ -60,52 +58,13 @@ class Outcome:
     def failed(self) -> bool:
         return self.verdict != OK
 
-
-def _op_call(kernel, thread, op):
-    name, a = op.name, op.args
-    if name == "read":
-        return kernel.op_read(thread, a[0])
-    if name == "write":
-        return kernel.op_write(thread, a[0])
-    if name == "mmap":
-        return kernel.op_mmap(thread, a[0], a[1], a[2], a[3])
-    if name == "munmap":
-        return kernel.op_munmap(thread, a[0], a[1])
-    if name == "mprotect":
-        return kernel.op_mprotect(thread, a[0], a[1], a[2])
-    if name == "dontneed":
-        return kernel.op_madvise_dontneed(thread, a[0], a[1])
-    if name == "pageout":
-        return kernel.op_pageout(thread, a[0], a[1])
-    if name == "reclaim":
-        return kernel.op_reclaim(thread, a[0])
-    if name == "fork":
-        return kernel.op_fork(thread, a[0])
-    if name == "exit":
-        return kernel.op_exit(thread)
-    if name == "pin":
-        return kernel.op_pin(thread, a[0], a[1], a[2] == "rw", a[3] == "fast", a[4] == "longterm")
-    if name == "unpin":
-        return kernel.op_unpin(thread, a[0])
-    if name == "devread":
-        return kernel.op_devread(thread, a[0])
-    if name == "devwrite":
-        return kernel.op_devwrite(thread, a[0])
-    if name == "vmsplice":
-        return kernel.op_vmsplice(thread, a[0])
-    if name == "piperead":
-        return kernel.op_piperead(thread)
-    if name == "clear_refs":
-        return kernel.op_clear_refs(thread)
-    if name == "procmem":
-        return kernel.op_procmem(thread, a[0], a[1])
-    if name == "signal":
-        return kernel.op_signal(thread, a[0])
-    if name == "wait":
-        return kernel.op_wait(thread, a[0])
-    if name == "waitpid":
-        return kernel.op_waitpid(thread, a[0])
-    raise ValueError(f"unknown operation {name!r}")
+    @property
+    def status(self) -> str:
+        """The verdict as ``expect`` lines spell it: "clean", the oracle that fired, or
+        "model-error"."""
+        if self.violation is not None:
+            return self.violation.oracle
+        return "clean" if self.verdict == OK else self.verdict
 
 
 def thread_name(pid: int, i: int) -> str:
@@ -126,12 +85,14 @@ class Run:
         for spec in program.threads:
             self.threads_of.setdefault(spec.pid, []).append(spec)
         self.threads = []            # (model Thread, ThreadSpec) in creation order
+        self.stuck = False           # the concurrent phase ended with threads waiting in user space
 
     # -- task bodies -------------------------------------------------------------
     async def setup(self) -> None:
         k = self.kernel
         prog = self.program
         k.create_file("f", prog.file_pages)
+        k.swapon(prog.swap)
         mm = k.new_mm()
         proc = k.create_process(None, mm, 0)
         self.procs[0] = proc
@@ -169,15 +130,19 @@ class Run:
         for op in (spec.ops if spec is not None else ()):
             if proc.exiting:
                 break
-            sched.note("op", str(op))
+            sched.note("op", op.text)
             task.in_op = True
-            ret = await _op_call(k, thread, op)
+            try:
+                operation = OPERATIONS[op.name]
+            except KeyError:      # a Program built in code may name anything
+                raise ValueError(f"unknown operation {op.name!r}") from None
+            ret = await operation.call(k, thread, op.args)
             task.in_op = False
             k.rcu_quiescent(task)
             if isinstance(ret, Process):
                 self._forked(ret)
                 ret = ret.pid
-            if op.name in VALUE_OPS and isinstance(ret, int) and ret >= 0:
+            if operation.value and isinstance(ret, int) and ret >= 0:
                 sched.note("ret", op.name, k.spec.describe(ret), ret)
             else:
                 sched.note("ret", op.name, ret)
@@ -193,6 +158,19 @@ class Run:
         for thread, spec in self.threads[n:]:
             self._spawn(thread, spec)
 
+    def release(self) -> None:
+        """Cut the references that tie this execution's scheduler, driver, tasks and
+        kernel into cycles, so that they are freed as soon as the execution ends. Left
+        to the cyclic collector, they would keep the whole trace with them in its older
+        generations, and the collector would walk it again and again (about a seventh
+        of an execution's time). The outcome does not refer to any of them."""
+        sched = self.sched
+        sched.driver = None
+        sched.after_step = None
+        for task in sched.tasks:
+            task.factory = task.coro = task.driver_data = None
+        self.kernel.spec = None
+
     async def teardown(self, killed) -> None:
         k = self.kernel
         for thread in killed:
@@ -201,29 +179,12 @@ class Run:
         k.check_all_freed()
 
 
-def _run_alone(sched: Scheduler, name: str, factory) -> None:
-    """Run a single task to completion outside any driver (it never parks)."""
-    task = sched.spawn(name, factory)
-    sched.current = task
-    coro = factory()
-    task.coro = coro
-    try:
-        coro.send(None)
-    except StopIteration:
-        task.state = DONE
-        sched._close_step(task, ("done",))
-        return
-    coro.close()
-    raise RuntimeError(f"{name} task parked while running alone")
-
-
 def _finish(run: Run, exc: BaseException | None) -> Outcome:
     sched = run.sched
     trace = Trace.from_scheduler(sched, run.program)
     decisions = len(sched.choices)
     if exc is None:
-        return Outcome(OK, trace, sched.schedule(), decisions=decisions,
-                       stuck=run.__dict__.get("stuck", False))
+        return Outcome(OK, trace, sched.schedule(), decisions=decisions, stuck=run.stuck)
     if isinstance(exc, Violation):
         if exc.step is None:
             exc.step = max(len(sched.steps) - 1, 0)
@@ -267,35 +228,55 @@ def _install_checks(run: Run, features: bool):
     return collector
 
 
-def execute(program: Program, variant_cls, chooser=None, *,
-            max_steps: int = DEFAULT_MAX_STEPS, features: bool = False) -> Outcome:
-    """Run ``program`` on ``variant_cls`` with the fast (hand-stepping) driver."""
-    run = Run(program, variant_cls, chooser or ReplayChooser(program.schedule), max_steps)
-    sched = run.sched
-    collector = _install_checks(run, features)
-    outcome = _execute(run, sched)
-    if collector is not None:
-        outcome.features = collector.features
-        outcome.points = collector.points
-    return outcome
-
-
-def _execute(run: Run, sched) -> Outcome:
+async def _phases(run: Run, concurrent_phase) -> Outcome:
+    """The one phase loop of both drivers: setup alone, then every thread under the
+    driver (``await concurrent_phase()``), then teardown alone. Every model failure
+    becomes the outcome."""
     try:
-        _run_alone(sched, "setup", run.setup)
-        StepDriver(sched)
+        return await _run_phases(run, concurrent_phase)
+    finally:
+        run.release()
+
+
+async def _run_phases(run: Run, concurrent_phase) -> Outcome:
+    sched = run.sched
+    try:
+        sched.run_alone("setup", run.setup)
         for thread, spec in list(run.threads):
             run._spawn(thread, spec)
         try:
-            sched.driver.run()
+            await concurrent_phase()
         except EndOfExecution:
             run.stuck = True
-        _run_alone(sched, "teardown", lambda: run.teardown(_killed_threads(run)))
+        sched.run_alone("teardown", lambda: run.teardown(_killed_threads(run)))
     except BaseException as exc:   # every model failure becomes an outcome
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         return _finish(run, exc)
     return _finish(run, None)
+
+
+def execute(program: Program, variant_cls, chooser=None, *,
+            max_steps: int = DEFAULT_MAX_STEPS, features: bool = False) -> Outcome:
+    """Run ``program`` on ``variant_cls`` with the fast (hand-stepping) driver."""
+    run = Run(program, variant_cls, chooser or ReplayChooser(program.schedule), max_steps)
+    collector = _install_checks(run, features)
+
+    async def concurrent_phase():
+        StepDriver(run.sched).run()     # never suspends: the phase loop runs straight through
+
+    phases = _phases(run, concurrent_phase)
+    try:
+        phases.send(None)
+    except StopIteration as done:
+        outcome = done.value
+    else:
+        phases.close()
+        raise RuntimeError("the step executor's phase loop suspended")
+    if collector is not None:
+        outcome.features = collector.features
+        outcome.points = collector.points
+    return outcome
 
 
 class TrioExecutor:
@@ -330,27 +311,16 @@ class TrioExecutor:
         """One execution. ``hang_timeout`` (wall clock) only catches a model that blocks
         in trio instead of the gate, which would otherwise hang the loop for ever."""
         run = Run(program, variant_cls, chooser or ReplayChooser(program.schedule), max_steps)
-        sched = run.sched
         _install_checks(run, False)
-        try:
-            _run_alone(sched, "setup", run.setup)
-            driver = TrioDriver(sched, self.guard)
-            for thread, spec in list(run.threads):
-                run._spawn(thread, spec)
+
+        async def concurrent_phase():
+            driver = TrioDriver(run.sched, self.guard)
             try:
                 with trio.fail_after(hang_timeout):
                     await driver.run()
-            except EndOfExecution:
-                run.stuck = True
             except trio.TooSlowError:
                 raise GateBreach(f"no progress for {hang_timeout}s: a model task blocked "
                                  "outside the gate (awaiting something other than the "
                                  "scheduler)") from None
-            _run_alone(sched, "teardown", lambda: run.teardown(_killed_threads(run)))
-        except BaseException as exc:
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            if isinstance(exc, GateBreach):
-                return _finish(run, exc)
-            return _finish(run, exc)
-        return _finish(run, None)
+
+        return await _phases(run, concurrent_phase)

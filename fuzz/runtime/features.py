@@ -48,11 +48,12 @@ class FeatureCollector:
         feats.add(point)
         self.points.add(point)
         last = self.last
-        for obj, field, _old, new in step.changes:
-            kind = type(obj).__name__
-            if field.startswith("pte["):
-                key = (id(obj), field)
+        for change in step.changes:     # (obj, field, index, old, new)
+            obj = change[0]
+            if change[1] == "pte":
+                key = (id(obj), change[2])
                 kind = "pte"
+                new = change[4]
                 if new is not None and new.present:
                     f = new.folio
                     feats.add(feature_id(("state", label, new.write, f.anon_exclusive,
@@ -60,6 +61,7 @@ class FeatureCollector:
                                           obj.refcount > 1)))
             else:
                 key = (id(obj), None)
+                kind = type(obj).__name__
             prev = last.get(key)
             if prev is not None and prev[0] != tid:
                 feats.add(feature_id(("pair", prev[1], label, kind)))

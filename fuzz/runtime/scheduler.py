@@ -19,12 +19,15 @@ forever: deleting choices never invalidates the rest.
 
 Fault injection draws from the same stream: with injection on, every
 ``should_fail`` consumes one binary choice (1 = the allocation fails).
+
+``Scheduler`` implements ``model.sched.Sched``, the protocol the model sees.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Protocol, Sequence
 
+from model.changes import Change
 from model.oracles.errors import Deadlock, Livelock
 
 RUNNABLE = "runnable"
@@ -36,7 +39,7 @@ DEFAULT_MAX_STEPS = 20_000
 
 
 class Chooser(Protocol):
-    """Picks the next task; ``runnable`` is in rotation order, index 0 = keep going."""
+    """Picks the next task; ``runnable`` (a tuple) is in rotation order, index 0 = keep going."""
 
     def choose(self, n: int, label: str, runnable: Sequence["Task"] | None) -> int: ...
 
@@ -45,7 +48,7 @@ class Task:
     """One model thread (or the setup/teardown task) under the gate."""
 
     __slots__ = ("tid", "name", "state", "label", "factory", "coro", "waiting_on",
-                 "user_wait", "ctx", "driver_data", "started", "exc", "in_op")
+                 "user_wait", "ctx", "driver_data", "started", "exc", "in_op", "preempted")
 
     def __init__(self, tid: int, name: str, factory: Callable[[], Any]):
         self.tid = tid
@@ -61,13 +64,16 @@ class Task:
         self.started = False
         self.exc = None
         self.in_op = False          # inside a kernel operation (an RCU read side may be held)
+        self.preempted = False      # another task ran while it sat at its last point
 
     def __repr__(self) -> str:
         return f"<Task {self.name} {self.state}>"
 
 
 class Step:
-    """One step: a task resumed at ``label`` and ran until its next point."""
+    """One step: a task resumed at ``label`` and ran until its next point. ``changes``
+    (``model.changes.Change`` tuples) and ``events`` are sequences never changed after
+    the step closed."""
 
     __slots__ = ("index", "tid", "label", "ctx", "changes", "events")
 
@@ -95,45 +101,89 @@ class Scheduler:
         self.tasks: list[Task] = []
         self.current: Task | None = None
         self.steps: list[Step] = []
-        self.changes: list = []          # change log of the step in progress
+        self.changes: list[Change] = []  # change log of the step in progress
         self.events: list = []           # events (op begin/end, block) of the step in progress
         self.choices: list[int] = []     # the effective choices made, in order
+        # the runnable tasks in rotation order from each start, while no task changes state
+        self._runnable: dict[int, tuple[Task, ...]] = {}
         self.after_step: Callable[[Step], None] | None = None
         self.driver = None
         self.finished = False
-        self.end_reason: BaseException | None = None
 
     # -- task management --------------------------------------------------
     def spawn(self, name: str, factory: Callable[[], Any]) -> Task:
         """Register a task; it becomes runnable at once and starts when chosen."""
         task = Task(len(self.tasks), name, factory)
         self.tasks.append(task)
+        self._runnable.clear()
         if self.driver is not None:
             self.driver.spawned(task)
         return task
 
     # -- the two ways a task leaves the CPU --------------------------------
     async def point(self, label: str) -> None:
-        """A scheduling point: any runnable task may run next."""
+        """A scheduling point: any runnable task may run next.
+
+        The hottest path of an execution: ``_close_step`` and ``_pick`` are written out
+        here once more, flat."""
         cur = self.current
-        self._close_step(cur, None)
+        changes = self.changes
+        if changes:
+            self.changes = []
+        else:
+            changes = ()
+        events = self.events
+        if events:
+            self.events = []
+        else:
+            events = ()
+        steps = self.steps
+        step = Step(len(steps), cur.tid, cur.label, cur.ctx, changes, events)
+        steps.append(step)
+        if self.after_step is not None:
+            self.after_step(step)
+        if len(steps) >= self.max_steps:
+            raise Livelock(f"step budget of {self.max_steps} steps exhausted",
+                           step=step.index)
         cur.label = label
-        nxt = self._pick(cur)
-        if nxt is not cur:
-            await self._switch(cur, nxt)
+        start = cur.tid if cur.state is RUNNABLE else cur.tid + 1
+        runnable = self._runnable.get(start)
+        if runnable is None:
+            runnable = self._rotation(start)
+        n = len(runnable)
+        if n == 1:
+            nxt = runnable[0]
+            if nxt is cur:
+                cur.preempted = False
+                return                  # only the running task: no decision
+        elif n:
+            k = self.chooser.choose(n, label, runnable) % n
+            self.choices.append(k)
+            nxt = runnable[k]
+        else:
+            self._nobody_runnable()
+        self.current = nxt
+        cur.preempted = nxt is not cur
+        if cur.preempted:
+            driver = self.driver
+            driver.resume(nxt)
+            await driver.park(cur)
 
     async def wait(self, primitive: Any, label: str, *, user: bool = False) -> None:
         """Block the current task on ``primitive`` until ``wake_all(primitive)``."""
         cur = self.current
-        cur.state = BLOCKED
+        self.set_state(cur, BLOCKED)
         cur.waiting_on = primitive
         cur.user_wait = user
         primitive.waiters.append(cur)
         self.events.append(("block", label))
-        self._close_step(cur, None)
+        self._close_step(cur)
         cur.label = label
+        cur.preempted = False
         nxt = self._pick(cur)
-        await self._switch(cur, nxt)
+        driver = self.driver
+        driver.resume(nxt)
+        await driver.park(cur)
 
     def wake_all(self, primitive: Any) -> None:
         """Make every task blocked on ``primitive`` runnable again (they retry)."""
@@ -141,7 +191,7 @@ class Scheduler:
         if waiters:
             for t in waiters:
                 if t.state == BLOCKED:        # not a task unwound after the phase ended
-                    t.state = RUNNABLE
+                    self.set_state(t, RUNNABLE)
                     t.waiting_on = None
                     t.user_wait = False
             primitive.waiters = []
@@ -156,50 +206,77 @@ class Scheduler:
             self.events.append(("inject", label))
         return bool(k)
 
+    def need_resched(self) -> bool:
+        """TIF_NEED_RESCHED of the running task: the schedule switched away from it at its
+        last point (another task ran meanwhile). Consumes no choice."""
+        return self.current.preempted
+
     def log(self, obj: Any, field: str, old: Any, new: Any) -> None:
-        """Record a state change of the running step (trace and incremental checks)."""
-        self.changes.append((obj, field, old, new))
+        """Record a state change of the running step (a ``model.changes.Change``)."""
+        self.changes.append((obj, field, None, old, new))
+
+    def log_at(self, obj: Any, field: str, index: Any, old: Any, new: Any) -> None:
+        """Record a change of element ``index`` of an array-like field."""
+        self.changes.append((obj, field, index, old, new))
 
     def note(self, *event: Any) -> None:
         """Attach an event (operation start/result) to the running step."""
         self.events.append(event)
 
     # -- internals ----------------------------------------------------------
-    def _close_step(self, task: Task, event: Any) -> None:
-        if event is not None:
-            self.events.append(event)
-        step = Step(len(self.steps), task.tid, task.label, task.ctx,
-                    tuple(self.changes), tuple(self.events))
-        self.changes.clear()
-        self.events.clear()
-        self.steps.append(step)
+    # The per-step path (point -> _close_step -> _pick) runs a few hundred times per
+    # execution: it allocates one Step and nothing else when a step changed nothing.
+    def _close_step(self, task: Task) -> None:
+        changes = self.changes
+        if changes:
+            self.changes = []
+        else:
+            changes = ()
+        events = self.events
+        if events:
+            self.events = []
+        else:
+            events = ()
+        steps = self.steps
+        step = Step(len(steps), task.tid, task.label, task.ctx, changes, events)
+        steps.append(step)
         if self.after_step is not None:
             self.after_step(step)
-        if len(self.steps) >= self.max_steps:
+        if len(steps) >= self.max_steps:
             raise Livelock(f"step budget of {self.max_steps} steps exhausted",
                            step=step.index)
 
-    def _rotation(self, cur: Task) -> list[Task]:
+    def set_state(self, task: Task, state: str) -> None:
+        """Every change of a task's state goes through here (the runnable sets are cached)."""
+        task.state = state
+        self._runnable.clear()
+
+    def _rotation(self, start: int) -> tuple[Task, ...]:
         tasks = self.tasks
-        n = len(tasks)
-        start = cur.tid if cur.state == RUNNABLE else cur.tid + 1
-        out = []
-        for i in range(n):
-            t = tasks[(start + i) % n]
-            if t.state == RUNNABLE:
-                out.append(t)
-        return out
+        i = start % len(tasks)
+        runnable = []
+        for t in tasks[i:] + tasks[:i]:
+            if t.state is RUNNABLE:
+                runnable.append(t)
+        runnable = self._runnable[start] = tuple(runnable)
+        return runnable
 
     def _pick(self, cur: Task) -> Task:
-        runnable = self._rotation(cur)
-        if not runnable:
-            self._nobody_runnable()
-        if len(runnable) == 1:
+        """The next task: the runnable ones in rotation order from ``cur`` (from the task
+        after it when it cannot go on), the chooser's pick among them."""
+        start = cur.tid if cur.state is RUNNABLE else cur.tid + 1
+        runnable = self._runnable.get(start)
+        if runnable is None:
+            runnable = self._rotation(start)
+        n = len(runnable)
+        if n == 1:
             nxt = runnable[0]
-        else:
-            k = self.chooser.choose(len(runnable), cur.label, runnable) % len(runnable)
+        elif n:
+            k = self.chooser.choose(n, cur.label, runnable) % n
             self.choices.append(k)
             nxt = runnable[k]
+        else:
+            self._nobody_runnable()
         self.current = nxt
         return nxt
 
@@ -214,14 +291,28 @@ class Scheduler:
         # come: the program is stuck, not the kernel. End quietly.
         raise EndOfExecution("stuck")
 
-    async def _switch(self, cur: Task, nxt: Task) -> None:
-        self.driver.resume(nxt)
-        await self.driver.park(cur)
+    def run_alone(self, name: str, factory: Callable[[], Any]) -> None:
+        """Run one task (setup, teardown) to completion outside any driver: with no other
+        task runnable it never parks."""
+        task = self.spawn(name, factory)
+        self.current = task
+        coro = factory()
+        task.coro = coro
+        try:
+            coro.send(None)
+        except StopIteration:
+            self.set_state(task, DONE)
+            self.events.append(("done",))
+            self._close_step(task)
+            return
+        coro.close()
+        raise RuntimeError(f"{name} task parked while running alone")
 
     def task_done(self, task: Task) -> Task | None:
         """Called by the driver when a task's coroutine returned; picks the next."""
-        task.state = DONE
-        self._close_step(task, ("done",))
+        self.set_state(task, DONE)
+        self.events.append(("done",))
+        self._close_step(task)
         if all(t.state == DONE for t in self.tasks):
             self.current = None
             self.finished = True

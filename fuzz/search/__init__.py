@@ -1,3 +1,6 @@
-"""Finding failing runs: the strategies, the worker's session, the campaign coordinator,
-its stores and progress display, and the libFuzzer harness. Imports everything below it.
+"""Finding failing runs: the strategies, the worker's session, the campaign coordinator
+and how it reaches its workers (local processes, or Ray actors on a cluster), its
+minimizer and distiller processes, its stores, saved state and progress display, how
+its processes start and stop (procs), and the libFuzzer harness. Imports everything
+below it.
 """

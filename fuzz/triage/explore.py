@@ -31,7 +31,7 @@ class ExploreResult:
     def proof_line(self) -> str:
         if self.failure is not None:
             return (f"violation after {self.schedules} schedules "
-                    f"({self.failure.oracle or self.failure.verdict})")
+                    f"({self.failure.status})")
         status = "all" if self.complete else "budget reached after"
         return (f"no violation: {status} {self.schedules} schedules with at most "
                 f"{self.bound} preemptions ({', '.join(map(str, self.per_level))} per level)")
@@ -40,23 +40,32 @@ class ExploreResult:
 def exploration(program, bound: int, run):
     """Yield (level, outcome) for every schedule of ``program`` with at most ``bound``
     preemptions, level by level; ``run(program, chooser)`` executes one. A generator,
-    so a campaign can pause an exploration at a slice's end and resume it."""
-    level = [()]
+    so a campaign can pause an exploration at a slice's end and resume it. The next
+    level's schedules are made one at a time (a long run has thousands of decisions,
+    each a branch: listing them all at once would not fit in memory)."""
+    level = iter([()])
     for k in range(bound + 1):
-        nxt = []
+        parents = []
         for prefix in level:
             chooser = PrefixChooser(prefix)
             outcome = run(program, chooser)
             yield k, outcome
             if k < bound:
-                last = max((i for i, c in enumerate(prefix) if c), default=-1)
-                for i in range(last + 1, len(chooser.decisions)):
-                    width = chooser.decisions[i][1]
-                    for c in range(1, width):
-                        nxt.append(tuple(prefix) + (0,) * (i - len(prefix)) + (c,))
-        level = nxt
-        if not level:
+                start = max((i for i, c in enumerate(prefix) if c), default=-1) + 1
+                widths = tuple(width for _, width in chooser.decisions[start:])
+                if any(width > 1 for width in widths):
+                    parents.append((tuple(prefix), start, widths))
+        if not parents:
             break
+        level = _branches(parents)
+
+
+def _branches(parents):
+    """Each parent schedule extended by one more preemption after its last one."""
+    for prefix, start, widths in parents:
+        for j, width in enumerate(widths):
+            for c in range(1, width):
+                yield prefix + (0,) * (start + j - len(prefix)) + (c,)
 
 
 def explore(program, variant_cls, bound: int = 2, *, run=None, max_schedules: int | None = None,

@@ -21,24 +21,29 @@ one HTML file a kernel developer opens in a browser, offline:
   (before -> after), its events and STATE lines; ``j``/``k`` select the
   next/previous step, scroll it into view and put it in the URL's hash.
 
-The page loads nothing: all CSS and JavaScript are inline, no font, image or
-library from elsewhere, and a Content-Security-Policy meta tag forbids every
+The page loads nothing: all CSS and JavaScript are inline (kept in report.css
+and report.js beside this module, package data), no font, image or library
+from elsewhere, and a Content-Security-Policy meta tag forbids every
 network load. The report itself is embedded as JSON (``<script
 type="application/json" id="trace">``, ``report.to_json()`` with ``<``, ``>``
 and ``&`` escaped so it cannot close its script tag); the script reads the
 step details from it. The output is deterministic: the same report gives the
 same bytes.
 
-``write_report(path_in, out_path, variant=None)`` is ``cowfuzz report FILE -o
-OUT.html``: replay a .cow file and write its report.
+``write_report(program, variant, variant_cls, out_path, label)`` is ``cowfuzz
+report FILE|TOKEN -o OUT.html``: replay a program and write its report.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib.resources
 import json
 from html import escape
 from pathlib import Path
+
+from fuzz.triage.report import header_rows
 
 #: forbids every load from the network; inline CSS and JS only, images only as data: URIs
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
@@ -59,35 +64,12 @@ def embed_json(data) -> str:
 
 
 # -- header ------------------------------------------------------------------------------------
-def _size(d: dict) -> str:
-    return f"{d['operations']} ops/{d['threads']} threads/{d['preemptions']} preemptions"
-
-
-def _header_rows(report) -> list[tuple[str, str]]:
-    meta = report.meta or {}
-    rows = [("variant", report.variant), ("model", report.model_version),
-            ("signature", report.signature)]
-    if meta.get("first_hit"):
-        fh = meta["first_hit"]
-        execution = fh.get("execution", "?")
-        execution = f"{execution:,}" if isinstance(execution, int) else str(execution)
-        seconds = fh.get("seconds", 0)
-        seconds = f"{seconds:.1f}" if isinstance(seconds, (int, float)) else str(seconds)
-        rows.append(("first hit", f"execution {execution} after {seconds} s "
-                                  f"({fh.get('strategy', '?')}, seed {fh.get('seed', '?')})"))
-    if meta.get("hits"):
-        rows.append(("hits", str(meta["hits"])))
-    if meta.get("size_before") and meta.get("size_after"):
-        rows.append(("size", f"{_size(meta['size_before'])} -> {_size(meta['size_after'])}"))
-    return rows
-
-
 def _changes_text(changes) -> str:
     return "; ".join(f"{n}.{f} {a} \u2192 {b}" for n, f, a, b in changes)
 
 
 def _header(report) -> str:
-    rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in _header_rows(report))
+    rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in header_rows(report))
     out = [f'<header id="top"><h1>{_e(report.title)}</h1>',
            f'<dl class="meta">{rows}<dt>replay</dt><dd class="replay">'
            f'<code id="replay">{_e(report.replay)}</code> '
@@ -239,292 +221,11 @@ def _verdict(report) -> str:
 
 
 # -- page --------------------------------------------------------------------------------------
-_CSS = """
-:root{--panel:27em;--row:32px;font:13px/1.35 system-ui,-apple-system,"Segoe UI",sans-serif;
- color:#1d2330;background:#fff}
-*{box-sizing:border-box}
-body{margin:0}
-main{margin-right:var(--panel);padding:0 1em 2em 1em;min-width:0}
-code,.lanes,.mono,#details{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace}
-h1{font-size:1.25em;margin:.8em 0 .5em;color:#a1131a;word-break:break-word}
-h2{font-size:1.05em;margin:1.2em 0 .4em}
-h3{font-size:.95em;margin:.9em 0 .3em}
-a{color:#1550b8}
-dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:.15em 1em;margin:0}
-dl.meta dt{color:#5a6475}
-dl.meta dd{margin:0;font-family:ui-monospace,"DejaVu Sans Mono",monospace;word-break:break-all}
-dd.replay code{background:#f2f4f8;padding:.1em .3em;border-radius:3px}
-#copy-replay{font:inherit;font-size:.85em;margin-left:.4em;padding:.05em .6em;cursor:pointer}
-#conflict ul{margin:.2em 0;padding-left:1.2em;list-style:none}
-#conflict li{margin:.15em 0}
-.badge{display:inline-block;font-weight:700;font-size:.8em;color:#fff;border-radius:3px;
- padding:0 .35em;margin-right:.3em;background:#c0262d}
-.badge.a{background:#d9730d}
-.legend{color:#5a6475;margin:.2em 0 .5em}
-.legend kbd{border:1px solid #b8bfcc;border-radius:3px;padding:0 .3em;background:#f6f7f9}
-.lanes{position:relative;display:grid;font-size:11px;line-height:1.15;
- grid-template-columns:3.6em repeat(var(--lanes),minmax(11em,1fr));grid-auto-rows:var(--row);
- column-gap:3px;border-top:1px solid #d5d9e0}
-.lh{position:sticky;top:0;z-index:6;grid-row:1;background:#eef1f6;border-bottom:2px solid
- hsl(var(--hue,220) 45% 55%);font-weight:700;padding:.45em .4em;white-space:nowrap;
- overflow:hidden;text-overflow:ellipsis}
-.lh.gutter{grid-column:1;color:#5a6475;font-weight:400;border-bottom-color:#9aa3b2}
-.band{grid-column:1 / -1;background:#f6f7fa;z-index:0}
-.life{justify-self:center;width:2px;background:hsl(var(--hue) 30% 80%);z-index:1}
-.blocked{z-index:1;margin:0 12%;border:1px dashed #8a93a3;border-radius:3px;
- background:repeating-linear-gradient(135deg,#c9ced8 0 3px,#f3f4f7 3px 7px);overflow:hidden}
-.blocked span{display:inline-block;background:#fff;color:#4b5466;font-style:italic;
- padding:0 .3em;margin:.2em;border-radius:2px;white-space:nowrap}
-.idx{grid-column:1;z-index:2;color:#7a8394;text-decoration:none;text-align:right;
- padding:.85em .4em 0 0;white-space:nowrap}
-.idx.marked{color:#c0262d;font-weight:700}
-.step{position:relative;z-index:3;margin:1px 0;padding:1px .35em;overflow:hidden;
- background:#fff;border:1px solid #ccd2dc;border-left:4px solid hsl(var(--hue) 50% 52%);
- border-radius:3px;cursor:pointer;scroll-margin-top:3.5em;scroll-margin-bottom:1em;
- display:flex;flex-direction:column;justify-content:center;outline:none}
-.step span{display:block;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-.step .lbl{font-weight:600;color:#1d2330}
-.step .obj{color:#5a6475}
-.step .op{font-weight:600;color:#1a6b3a}
-.step .mark{position:absolute;right:.25em;top:.1em;font-weight:700;color:#c0262d}
-.step.blocks{border-bottom:2px dashed #8a93a3}
-.step.stated .lbl::after{content:" \\25CF";color:#8a4fc2;font-size:.8em}
-.step:hover{border-color:#6a7fa8;background:#f4f7ff}
-.step.conflict{padding-right:1.5em;border-color:#c0262d;background:#fff1f1;
- box-shadow:0 0 0 1px #c0262d}
-.step.conflict-a{border-color:#d9730d;box-shadow:0 0 0 1px #d9730d;background:#fff6ec}
-.step.selected,.step:focus-visible,.step:target{box-shadow:0 0 0 2px #1550b8;
- border-color:#1550b8;background:#eaf1ff}
-#arrows{position:absolute;left:0;top:0;z-index:5;pointer-events:none;overflow:visible}
-#conflict-path{fill:none;stroke:#c0262d;stroke-width:2;stroke-dasharray:5 3}
-#arrowhead path{fill:#c0262d}
-#conflict-label{font:700 11px ui-monospace,"DejaVu Sans Mono",monospace;fill:#c0262d}
-#conflict-label-bg{fill:#fff;stroke:#c0262d;stroke-width:1}
-#verdict{margin-top:1.5em;border-top:2px solid #c0262d;padding-top:.2em}
-#verdict.clean{border-top-color:#2f8f4e}
-#verdict .verdict{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-weight:700;
- color:#a1131a;word-break:break-word}
-#verdict.clean .verdict{color:#2f8f4e}
-table.final{border-collapse:collapse;margin:.5em 0;font-family:ui-monospace,monospace}
-table.final caption{text-align:left;font-weight:600;padding:.2em 0}
-table.final th,table.final td{border:1px solid #d5d9e0;padding:.1em .5em;text-align:left}
-table.final th{background:#f6f7fa;font-weight:400;color:#5a6475}
-ol.because{font-family:ui-monospace,"DejaVu Sans Mono",monospace;padding-left:2em}
-ol.because li{margin:.15em 0;word-break:break-word}
-#details{position:fixed;top:0;right:0;bottom:0;width:var(--panel);overflow:auto;
- border-left:1px solid #d5d9e0;background:#fbfcfd;padding:.6em .9em;font-size:12px;z-index:10}
-#details h2{margin-top:.2em;font-family:system-ui,sans-serif}
-#details .hint{color:#5a6475;font-family:system-ui,sans-serif}
-#details dl{display:grid;grid-template-columns:max-content 1fr;gap:.1em .8em;margin:.3em 0}
-#details dt{color:#5a6475}
-#details dd{margin:0;word-break:break-all}
-#details table{border-collapse:collapse;width:100%}
-#details td{border-bottom:1px solid #e3e6eb;padding:.12em .3em;vertical-align:top;
- word-break:break-all}
-#details td.arrow{color:#7a8394;width:1em}
-#details td.after{font-weight:600}
-#details ul{margin:.2em 0;padding-left:1.2em}
-@media (max-width:900px){main{margin-right:0}#details{position:static;width:auto;
- border-left:0;border-top:1px solid #d5d9e0}}
-"""
-
-_JS = r"""
-(function () {
-  "use strict";
-  var R = JSON.parse(document.getElementById("trace").textContent);
-  var byIndex = {};
-  R.steps.forEach(function (s) { byIndex[s.index] = s; });
-  var boxes = Array.prototype.slice.call(document.querySelectorAll("#lanes .step"));
-  var panel = document.getElementById("details-body");
-  var selected = null;
-
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    return e;
-  }
-  function eventText(task, e) {
-    var k = e[0];
-    if (k === "op") return task + " > " + e.slice(1).join(" ");
-    if (k === "ret") return task + " < " + e[1] + " = " + e[2];
-    if (k === "block") return task + " blocks on " + e[1];
-    if (k === "inject") return task + " fault injected: " + e[1] + " fails";
-    if (k === "done") return task + " exits";
-    return task + " " + e.join(" ");
-  }
-  function show(idx) {
-    var s = byIndex[idx];
-    if (!s) return;
-    panel.textContent = "";
-    var h = el("h2", null, "step " + s.index + " \u00b7 " + s.task);
-    panel.appendChild(h);
-    var dl = el("dl");
-    [["label", s.label], ["objects", s.objects || "-"], ["result", s.result || "-"]]
-      .forEach(function (kv) {
-        dl.appendChild(el("dt", null, kv[0]));
-        dl.appendChild(el("dd", null, kv[1]));
-      });
-    if (R.conflict && (R.conflict.first === s.index || R.conflict.second === s.index)) {
-      var role = R.conflict.second === s.index ? "B, the access the oracle follows from"
-                                               : "A, the previous access";
-      dl.appendChild(el("dt", null, "conflict"));
-      dl.appendChild(el("dd", null, "access " + role + " (" + R.conflict.object + ")"));
-    }
-    panel.appendChild(dl);
-    panel.appendChild(el("h3", null, "changes (" + s.changes.length + ")"));
-    if (s.changes.length) {
-      var t = el("table", "changes");
-      s.changes.forEach(function (c) {
-        var tr = el("tr");
-        tr.appendChild(el("td", "field", c[0] + "." + c[1]));
-        tr.appendChild(el("td", "before", c[2]));
-        tr.appendChild(el("td", "arrow", "\u2192"));
-        tr.appendChild(el("td", "after", c[3]));
-        t.appendChild(tr);
-      });
-      panel.appendChild(t);
-    } else {
-      panel.appendChild(el("p", "hint", "no state changed"));
-    }
-    if (s.events.length) {
-      panel.appendChild(el("h3", null, "events"));
-      var ul = el("ul", "events");
-      s.events.forEach(function (e) { ul.appendChild(el("li", null, eventText(s.task, e))); });
-      panel.appendChild(ul);
-    }
-    if (s.state && s.state.length) {
-      panel.appendChild(el("h3", null, "state after"));
-      var us = el("ul", "state");
-      s.state.forEach(function (line) { us.appendChild(el("li", null, line)); });
-      panel.appendChild(us);
-    }
-    panel.setAttribute("data-step", String(s.index));
-  }
-  function select(box) {
-    if (selected && selected !== box) selected.classList.remove("selected");
-    selected = box;
-    box.classList.add("selected");
-    show(+box.getAttribute("data-step"));
-    var hash = "#" + box.id;
-    if (location.hash !== hash) {
-      try { history.replaceState(null, "", hash); } catch (err) { location.hash = hash; }
-    }
-  }
-  boxes.forEach(function (b) {
-    b.addEventListener("mouseenter", function () { show(+b.getAttribute("data-step")); });
-    b.addEventListener("mouseleave", function () {
-      if (selected) show(+selected.getAttribute("data-step"));
-    });
-    b.addEventListener("focus", function () { select(b); });
-    b.addEventListener("click", function () { b.focus(); });
-  });
-  function move(delta) {
-    if (!boxes.length) return;
-    var i = selected ? boxes.indexOf(selected) : (delta > 0 ? -1 : boxes.length);
-    i = Math.max(0, Math.min(boxes.length - 1, i + delta));
-    var b = boxes[i];
-    b.focus({ preventScroll: true });
-    if (selected !== b) select(b);
-    b.scrollIntoView({ block: "nearest", inline: "nearest" });
-  }
-  document.addEventListener("keydown", function (e) {
-    if (e.ctrlKey || e.metaKey || e.altKey) return;
-    var t = e.target;
-    if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.isContentEditable)) return;
-    if (e.key === "j") { move(1); e.preventDefault(); }
-    else if (e.key === "k") { move(-1); e.preventDefault(); }
-  });
-  document.querySelectorAll('a[href^="#step-"]').forEach(function (a) {
-    a.addEventListener("click", function (e) {
-      var b = document.getElementById(a.getAttribute("href").slice(1));
-      if (!b) return;
-      e.preventDefault();
-      b.focus({ preventScroll: true });
-      b.scrollIntoView({ block: "center" });
-    });
-  });
-
-  // the conflicting pair: an arrow from A to B labelled with the shared object
-  function drawArrow() {
-    var svg = document.getElementById("arrows");
-    var lanes = document.getElementById("lanes");
-    if (!svg || !lanes || !R.conflict) return;
-    var a = document.getElementById("step-" + R.conflict.first);
-    var b = document.getElementById("step-" + R.conflict.second);
-    if (!a || !b || a === b) return;
-    svg.setAttribute("width", lanes.scrollWidth);
-    svg.setAttribute("height", lanes.scrollHeight);
-    var ax = a.offsetLeft, ay = a.offsetTop + a.offsetHeight / 2;
-    var bx = b.offsetLeft, by = b.offsetTop + b.offsetHeight / 2;
-    var x1, x2, c1, c2, d;
-    if (a.offsetLeft === b.offsetLeft) {            // same lane: bulge out to the right
-      x1 = ax + a.offsetWidth; x2 = bx + b.offsetWidth;
-      var out = Math.min(60, Math.max(24, (by - ay) / 4));
-      d = "M" + x1 + "," + ay + " C" + (x1 + out) + "," + ay + " " +
-          (x2 + out) + "," + by + " " + x2 + "," + by;
-    } else {
-      var right = bx > ax;
-      x1 = right ? ax + a.offsetWidth : ax;
-      x2 = right ? bx : bx + b.offsetWidth;
-      var k = (right ? 1 : -1) * Math.max(30, Math.abs(x2 - x1) / 2);
-      c1 = (x1 + k) + "," + ay; c2 = (x2 - k) + "," + by;
-      d = "M" + x1 + "," + ay + " C" + c1 + " " + c2 + " " + x2 + "," + by;
-    }
-    var path = document.getElementById("conflict-path");
-    path.setAttribute("d", d);
-    var label = document.getElementById("conflict-label");
-    var bg = document.getElementById("conflict-label-bg");
-    var mid = path.getPointAtLength(path.getTotalLength() / 2);
-    label.setAttribute("x", mid.x);
-    label.setAttribute("y", mid.y + 4);
-    var bb = label.getBBox();
-    // beside the curve, on A's side (B's lane is usually busy up to B)
-    var lx = bx >= ax ? mid.x - bb.width - 8 : mid.x + 8;
-    label.setAttribute("x", lx);
-    bb = label.getBBox();
-    bg.setAttribute("x", bb.x - 3); bg.setAttribute("y", bb.y - 1);
-    bg.setAttribute("width", bb.width + 6); bg.setAttribute("height", bb.height + 2);
-  }
-  drawArrow();
-  window.addEventListener("resize", drawArrow);
-  window.addEventListener("load", drawArrow);
-
-  // the replay command: copy it, or select it where the clipboard is not available
-  var btn = document.getElementById("copy-replay"), code = document.getElementById("replay");
-  if (btn && code) {
-    btn.addEventListener("click", function () {
-      var text = code.textContent;
-      function done(msg) {
-        btn.textContent = msg;
-        setTimeout(function () { btn.textContent = "copy"; }, 2000);
-      }
-      function fallback() {
-        var r = document.createRange();
-        r.selectNodeContents(code);
-        var sel = window.getSelection();
-        sel.removeAllRanges();
-        sel.addRange(r);
-        var ok = false;
-        try { ok = document.execCommand("copy"); } catch (err) { ok = false; }
-        done(ok ? "copied" : "selected: press Ctrl+C");
-      }
-      if (navigator.clipboard && navigator.clipboard.writeText) {
-        navigator.clipboard.writeText(text).then(function () { done("copied"); }, fallback);
-      } else {
-        fallback();
-      }
-    });
-  }
-
-  // a link to #step-N selects that step
-  var m = /^#step-(\d+)$/.exec(location.hash);
-  if (m) {
-    var b0 = document.getElementById("step-" + m[1]);
-    if (b0) { b0.focus({ preventScroll: true }); b0.scrollIntoView({ block: "center" }); }
-  }
-})();
-"""
+@functools.cache
+def asset(name: str) -> str:
+    """report.css, report.js or index.css, package data beside this module (inlined into
+    the page)."""
+    return importlib.resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
 def render_html(report) -> str:
@@ -538,7 +239,7 @@ def render_html(report) -> str:
         '<meta name="referrer" content="no-referrer">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(report.title)}</title>",
-        f"<style>{_CSS}</style>",
+        f"<style>{asset('report.css')}</style>",
         "</head>",
         "<body>",
         "<main>",
@@ -558,41 +259,27 @@ def render_html(report) -> str:
         "<kbd>j</kbd>) to see every field it changed, before \u2192 after, and its events."
         "</p></div></aside>",
         f'<script type="application/json" id="trace">{embed_json(report.to_json())}</script>',
-        f"<script>{_JS}</script>",
+        f"<script>{asset('report.js')}</script>",
         "</body>",
         "</html>",
     ]
     return "\n".join(parts) + "\n"
 
 
-# -- cowfuzz report FILE -o OUT.html -------------------------------------------------------------
-def pick_variant(program, variant: str | None = None) -> str:
-    """The variant to replay ``program`` on: the one given, else the one it was found on,
-    else its first expect line's, else upstream."""
-    if variant:
-        return variant
-    if program.found_on:
-        return program.found_on
-    if program.expect:
-        return program.expect[0][0]
-    return "upstream"
-
-
-def write_report(path_in, out_path, variant: str | None = None) -> int:
-    """Replay the .cow file ``path_in`` and write its HTML report to ``out_path``
-    (atomically). Returns 0 if the run is clean (the report is still written, titled
-    "cowfuzz: <file> is clean on <variant>"), 1 if it failed."""
+# -- cowfuzz report FILE|TOKEN -o OUT.html ------------------------------------------------------
+def write_report(program, variant: str, variant_cls, out_path,
+                 label: str = "the program") -> int:
+    """Replay ``program`` on ``variant`` (``variant_cls``, the design registered under that
+    name) and write its HTML report to ``out_path`` (atomically). Returns 0 if the run is
+    clean (the report is still written, titled "cowfuzz: <label> is clean on <variant>"),
+    1 if it failed."""
     from fuzz.runtime.executor import execute
     from fuzz.triage.report import build_report
     from fuzz.search.store import atomic_write
-    from fuzz.program.textcodec import read_program
-    from model.variants import get_variant
 
-    program = read_program(path_in)
-    name = pick_variant(program, variant)
-    outcome = execute(program, get_variant(name))
-    report = build_report(program, name, outcome)
+    outcome = execute(program, variant_cls)
+    report = build_report(program, variant, outcome)
     if not outcome.failed:
-        report = dataclasses.replace(report, title=f"cowfuzz: {path_in} is clean on {name}")
+        report = dataclasses.replace(report, title=f"cowfuzz: {label} is clean on {variant}")
     atomic_write(Path(out_path), render_html(report))
     return 1 if outcome.failed else 0

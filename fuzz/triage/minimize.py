@@ -1,37 +1,49 @@
-"""The minimizer: deterministic passes, cheapest first, preserving the signature.
+"""The minimizer: deterministic passes, cheapest first, over a predicate.
 
-Like syzkaller's Minimize and Hypothesis's shrinker: it only calls a
-predicate (does this candidate still show the same violation?), memoised
-by the candidate's canonical text, and accepts a candidate only if it is
-smaller in ``sort_key`` -- operations first, then threads, then
+Like syzkaller's Minimize and Hypothesis's shrinker, ``shrink`` only calls
+a predicate -- is this candidate still interesting? -- memoised (both
+answers) by the candidate's canonical text, and accepts a candidate only
+if it is smaller in ``sort_key`` -- operations first, then threads, then
 preemptions -- so it terminates, and a pass that made no progress makes
-none when run again. Passes, in order:
+none when run again. The predicate answers with the canonical interesting
+program (for a run: the candidate with the schedule it actually followed,
+so the result replays as is), or True (the candidate itself), or None or
+False. Passes, in order:
 
 1. drop trailing operations, then remove operations one at a time and in
    adjacent pairs;
-2. drop threads and whole processes (their threads and the fork);
+2. drop empty threads, threads, and whole processes (their threads and
+   the fork);
 3. simplify arguments and mappings;
 4. the schedule: truncate, lower choices, zero preemptions, delete choices;
-5. when those are stuck, a bounded search (every schedule up to a
-   preemption bound, fewest first; fuzz/strategies/exhaustive.py) for a
-   schedule with fewer preemptions, then for removals (an operation, a
-   thread, a process) whose old schedule no longer reaches the bug --
-   schedules are relative, so a removed task shifts every later choice;
-   then 1-4 again.
+5. when those are stuck and a schedule ``search`` is given, a bounded
+   search for a schedule with fewer preemptions, then for removals (an
+   operation, a thread, a process) whose old schedule no longer reaches
+   the bug -- schedules are relative, so a removed task shifts every later
+   choice; then 1-4 again.
 
-Every accepted candidate takes the schedule its run actually followed, so
-the result is canonical and replays as is.
+``minimize`` is the minimizer of a failing run: its predicate
+(``ShowsSignature``) executes the candidate and compares signatures, and
+its search explores schedules up to a preemption bound (fuzz/triage/explore.py).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from typing import Callable
 
 from fuzz.runtime.executor import execute
-from fuzz.program.program import ARG_DOMAINS, OPS, Op, Program, ThreadSpec
+from fuzz.program.ops import OPERATIONS, forked_child
+from fuzz.program.program import Op, Program, ThreadSpec
 from fuzz.triage.signature import signature
 from fuzz.program.textcodec import format_program
+
+#: program -> the canonical interesting program, True (the program itself), or None/False
+Predicate = Callable[[Program], "Program | bool | None"]
+#: (program, preemption bound, most schedules, stop()) -> (interesting program or None,
+#: executions spent): a schedule under which the program is interesting
+Search = Callable[[Program, int, int, Callable[[], bool]], "tuple[Program | None, int]"]
 
 
 def sort_key(p: Program) -> tuple:
@@ -42,6 +54,21 @@ def sort_key(p: Program) -> tuple:
 def size(p: Program) -> dict:
     return {"operations": p.op_count(), "threads": len(p.threads),
             "preemptions": p.preemptions(), "mappings": len(p.mappings)}
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def size_text(d: dict) -> str:
+    """A program's size (``size``) as every message and report prints it."""
+    return (f"{_count(d['operations'], 'operation')}, {_count(d['threads'], 'thread')}, "
+            f"{_count(d['preemptions'], 'preemption')}")
+
+
+def shrink_text(before: dict, after: dict) -> str:
+    """What minimization did: "<size before> -> <size after>"."""
+    return f"{size_text(before)} -> {size_text(after)}"
 
 
 @dataclass
@@ -55,12 +82,15 @@ class MinimizeResult:
 
 
 class Minimizer:
-    def __init__(self, variant_cls, variant_name: str, target: str, *, deadline: float | None):
-        self.variant_cls = variant_cls
-        self.variant_name = variant_name
-        self.target = target
+    """The passes' state: the predicate, its memo, the optional search and the deadline."""
+
+    def __init__(self, interesting: Predicate, *, search: Search | None = None,
+                 deadline: float | None = None):
+        self.interesting = interesting
+        self.search = search
         self.deadline = deadline
-        self.memo: dict[str, bool] = {}
+        self.memo: dict[str, Program | None] = {}
+        self.searched: dict[tuple, Program | None] = {}
         self.runs = 0
         self.timed_out = False
 
@@ -69,37 +99,30 @@ class Minimizer:
             self.timed_out = True
         return self.timed_out
 
-    def check(self, cand: Program):
-        """The canonical interesting candidate, or None."""
+    def check(self, cand: Program) -> Program | None:
+        """The canonical interesting candidate, or None (each answer memoised)."""
         key = format_program(cand)
-        if self.memo.get(key) is False:
-            return None
-        self.runs += 1
-        outcome = execute(cand, self.variant_cls)
-        ok = outcome.failed and signature(outcome, self.variant_name) == self.target
-        self.memo[key] = ok
-        return cand.with_schedule(outcome.schedule) if ok else None
-
-    def search_schedule(self, cand: Program, bound: int, max_schedules: int):
-        """A schedule under which ``cand`` shows the target, by bounded exploration."""
-        from fuzz.triage.explore import explore
-        key = f"search {bound}\n" + format_program(cand.with_schedule(()))
         if key in self.memo:
-            return None
-        self.memo[key] = False
-        hits = []
+            return self.memo[key]
+        self.runs += 1
+        got = self.interesting(cand)
+        got = cand if got is True else (got or None)
+        self.memo[key] = got
+        if got is not None:
+            self.memo.setdefault(format_program(got), got)
+        return got
 
-        def run(prog, chooser):
-            self.runs += 1
-            outcome = execute(prog, self.variant_cls, chooser)
-            if outcome.failed and not hits and \
-                    signature(outcome, self.variant_name) == self.target:
-                hits.append(prog.with_schedule(outcome.schedule))
-            return outcome
-        explore(cand.with_schedule(()), self.variant_cls, bound, run=run,
-                max_schedules=max_schedules, stop_at_failure=False,
-                stop=lambda: bool(hits) or self.out_of_time())
-        return hits[0] if hits else None
+    def search_schedule(self, cand: Program, bound: int, max_schedules: int) -> Program | None:
+        """A schedule under which ``cand`` is interesting, by bounded exploration."""
+        if self.search is None:
+            return None
+        key = (bound, format_program(cand.with_schedule(())))
+        if key not in self.searched:
+            got, runs = self.search(cand.with_schedule(()), bound, max_schedules,
+                                    self.out_of_time)
+            self.runs += runs
+            self.searched[key] = got
+        return self.searched[key]
 
     def try_all(self, best: Program, candidates) -> Program:
         """Adopt the first candidate that is smaller and still interesting."""
@@ -141,6 +164,16 @@ def remove_op_pairs(p):
             yield _with_ops(p, i, ops[:j] + ops[j + 2:])
 
 
+def drop_empty_threads(p):
+    """All empty threads at once, then each (a process's only thread, when empty, runs
+    exactly as no thread at all: the process gets one that exits)."""
+    empty = [i for i, t in enumerate(p.threads) if not t.ops]
+    if len(empty) > 1:
+        yield replace(p, threads=tuple(t for t in p.threads if t.ops))
+    for i in reversed(empty):
+        yield replace(p, threads=p.threads[:i] + p.threads[i + 1:])
+
+
 def drop_threads(p):
     for i in range(len(p.threads) - 1, -1, -1):
         if len(p.threads) > 1:
@@ -153,7 +186,7 @@ def drop_processes(p):
         for t in p.threads:
             if t.pid == pid:
                 continue
-            ops = tuple(o for o in t.ops if not (o.name == "fork" and o.args[0] == pid))
+            ops = tuple(o for o in t.ops if forked_child(o) != pid)
             threads.append(ThreadSpec(t.pid, ops))
         if threads:
             yield replace(p, threads=tuple(threads))
@@ -162,8 +195,8 @@ def drop_processes(p):
 def simplify_args(p):
     for i, t in enumerate(p.threads):
         for j, o in enumerate(t.ops):
-            for a, name in enumerate(OPS[o.name]):
-                domain = ARG_DOMAINS[name]
+            for a, arg in enumerate(OPERATIONS[o.name].args):
+                domain = arg.domain
                 cur = o.args[a]
                 simpler = [domain[0]] if not isinstance(domain, range) else [domain.start, cur - 1]
                 for v in simpler:
@@ -243,23 +276,21 @@ def _repair_schedules(m: Minimizer, best: Program):
     return None
 
 
-PASSES = (drop_trailing_ops, remove_ops, remove_op_pairs, drop_threads, drop_processes,
-          simplify_args, simplify_mappings, schedule_passes)
+PASSES = (drop_trailing_ops, remove_ops, remove_op_pairs, drop_empty_threads, drop_threads,
+          drop_processes, simplify_args, simplify_mappings, schedule_passes)
 
 
-def minimize(program: Program, variant_cls, variant_name: str, target: str | None = None, *,
-             seconds: float | None = 60.0) -> MinimizeResult:
-    """Shrink ``program`` while its run still shows signature ``target`` (by default the
-    signature of its own run)."""
+def shrink(program: Program, interesting: Predicate, *, search: Search | None = None,
+           seconds: float | None = None) -> MinimizeResult:
+    """Shrink ``program`` while ``interesting`` holds (see the module docstring). The
+    result keeps the program's ``expect`` and ``found-on`` lines; ValueError if the program
+    itself is not interesting."""
     start = time.monotonic()
-    first = execute(program, variant_cls)
-    if not first.failed:
-        raise ValueError("the program does not fail on this variant: nothing to minimize")
-    target = target or signature(first, variant_name)
-    m = Minimizer(variant_cls, variant_name, target,
+    m = Minimizer(interesting, search=search,
                   deadline=None if seconds is None else start + seconds)
-    best = program.with_schedule(first.schedule)
-    before = size(program)
+    best = m.check(program)
+    if best is None:
+        raise ValueError("the program is not interesting: nothing to minimize")
     while not m.out_of_time():
         best = _run_passes(m, best)
         repaired = _repair_schedules(m, best)
@@ -267,5 +298,53 @@ def minimize(program: Program, variant_cls, variant_name: str, target: str | Non
             break
         best = repaired
     best = replace(best, expect=program.expect, found_on=program.found_on)
-    return MinimizeResult(best, before, size(best), m.runs, time.monotonic() - start,
+    return MinimizeResult(best, size(program), size(best), m.runs, time.monotonic() - start,
                           m.timed_out)
+
+
+class ShowsSignature:
+    """The predicate of a failing run: a candidate is interesting when its run on the
+    variant fails with signature ``target``; the answer is the candidate with the schedule
+    its run followed. ``search`` explores schedules for one (fuzz/triage/explore.py)."""
+
+    def __init__(self, variant_cls, variant_name: str, target: str):
+        self.variant_cls = variant_cls
+        self.variant_name = variant_name
+        self.target = target
+
+    def _shows(self, outcome) -> bool:
+        return outcome.failed and signature(outcome, self.variant_name) == self.target
+
+    def __call__(self, program: Program) -> Program | None:
+        outcome = execute(program, self.variant_cls)
+        return program.with_schedule(outcome.schedule) if self._shows(outcome) else None
+
+    def search(self, program: Program, bound: int, max_schedules: int, stop):
+        from fuzz.triage.explore import explore
+        hits, runs = [], 0
+
+        def run(prog, chooser):
+            nonlocal runs
+            runs += 1
+            outcome = execute(prog, self.variant_cls, chooser)
+            if not hits and self._shows(outcome):
+                hits.append(prog.with_schedule(outcome.schedule))
+            return outcome
+        explore(program, self.variant_cls, bound, run=run, max_schedules=max_schedules,
+                stop_at_failure=False, stop=lambda: bool(hits) or stop())
+        return (hits[0] if hits else None), runs
+
+
+def minimize(program: Program, variant_cls, variant_name: str, target: str | None = None, *,
+             seconds: float | None = 60.0) -> MinimizeResult:
+    """Shrink ``program`` while its run on ``variant_cls`` still shows signature ``target``
+    (by default the signature of its own run)."""
+    first = execute(program, variant_cls)
+    if not first.failed:
+        raise ValueError("the program does not fail on this variant: nothing to minimize")
+    shows = ShowsSignature(variant_cls, variant_name, target or signature(first, variant_name))
+    try:
+        return shrink(program, shows, search=shows.search, seconds=seconds)
+    except ValueError:
+        raise ValueError("the program does not show the signature on this variant: "
+                         "nothing to minimize") from None

@@ -21,12 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fuzz.runtime.trace import fmt_value, lane_lines, obj_name
+from fuzz.triage.minimize import shrink_text
 from fuzz.triage.signature import find_conflict, signature, violation_keys
-from fuzz.runtime.trace import event_text, fmt_value, obj_name
-
-#: the lane log shows one column per task up to this many tasks (``columns=True``)
-MAX_COLUMNS = 3
-COLUMN_WIDTH = 40
+from model.changes import field_text
 
 
 @dataclass
@@ -78,11 +76,11 @@ def _step_objects(trace, step) -> str:
     base = trace.step_objects(step)
     parts = [base] if base else []
     pfn = table = None
-    for obj, f, _a, _b in step.changes:
+    for obj, f, _i, _a, _b in step.changes:
         name = obj_name(obj)
         if pfn is None and name.startswith("pfn"):
             pfn = name[3:]
-        if table is None and f.startswith("pte["):
+        if table is None and f == "pte":
             table = name
     if pfn is not None:
         parts.append(f"pfn={pfn}")
@@ -104,14 +102,14 @@ def _step_result(step) -> str:
 
 
 def _touches(step, names, fields) -> list:
-    """The changes of ``step`` to a named object or field, as (object, field, a, b)."""
+    """The changes of ``step`` to a named object or field, as (object, field, a, b) text."""
     hits = []
-    for obj, f, a, b in step.changes:
+    for obj, f, i, a, b in step.changes:
         name = obj_name(obj)
         a, b = fmt_value(a), fmt_value(b)
-        points_at = f.startswith("pmd[") and any(v.split(":")[0] in names for v in (a, b))
-        if name in names or f in fields or points_at:
-            hits.append((name, f, a, b))
+        points_at = f == "pmd" and any(v.split(":")[0] in names for v in (a, b))
+        if name in names or (f, i) in fields or points_at:
+            hits.append((name, field_text(f, i), a, b))
     return hits
 
 
@@ -123,7 +121,7 @@ def build_report(program, variant: str, outcome, *, meta: dict | None = None) ->
     names, fields = _named_objects(v)
     conflict = find_conflict(trace, v) if v is not None else None
     marked = {conflict.first.index, conflict.second.index} if conflict else set()
-    oracle = outcome.oracle or outcome.verdict
+    oracle = outcome.status
     if conflict is not None:
         title = f"BUG: cowfuzz: {oracle} in {conflict.first.label} / {conflict.second.label}"
     else:
@@ -134,10 +132,10 @@ def build_report(program, variant: str, outcome, *, meta: dict | None = None) ->
     last_change: dict[tuple, int] = {}
     for s in trace.steps:
         touched = set()
-        for obj, f, _a, b in s.changes:
+        for obj, f, i, _a, b in s.changes:
             name = obj_name(obj)
             if name in names:
-                state.setdefault(name, {})[f] = fmt_value(b)
+                state.setdefault(name, {})[field_text(f, i)] = fmt_value(b)
                 touched.add(name)
         if trace.task_names[s.tid] not in ("setup", "teardown"):
             for name, f, _a, _b in _touches(s, names, fields):
@@ -193,23 +191,40 @@ def _because(trace, v, conflict, last_change, names, fields) -> list:
 
 
 # -- text -------------------------------------------------------------------------------------
-def render_text(report: Report, *, columns: bool | None = None) -> str:
-    """trace.txt: header, conflicting accesses, lane log, verdict."""
-    out = [report.title, ""]
-    meta = report.meta
+def header_rows(report: Report) -> list[tuple[str, str]]:
+    """The header under the title, (name, value) rows, as the text and the HTML report
+    show it: variant, model version, signature, and from a campaign's meta the first hit,
+    the hits and the size before and after minimization."""
+    meta = report.meta or {}
     rows = [("variant", report.variant), ("model", report.model_version),
             ("signature", report.signature)]
     if meta.get("first_hit"):
         fh = meta["first_hit"]
-        rows.append(("first hit", f"execution {fh.get('execution', '?'):,} after "
-                                  f"{fh.get('seconds', 0):.1f} s ({fh.get('strategy', '?')}, "
-                                  f"seed {fh.get('seed', '?')})"))
+        execution = fh.get("execution", "?")
+        execution = f"{execution:,}" if isinstance(execution, int) else str(execution)
+        seconds = fh.get("seconds", 0)
+        seconds = f"{seconds:.1f}" if isinstance(seconds, (int, float)) else str(seconds)
+        rows.append(("first hit", f"execution {execution} after {seconds} s "
+                                  f"({fh.get('strategy', '?')}, seed {fh.get('seed', '?')})"))
     if meta.get("hits"):
         rows.append(("hits", str(meta["hits"])))
     if meta.get("size_before") and meta.get("size_after"):
-        rows.append(("size", f"{_size(meta['size_before'])} -> {_size(meta['size_after'])}"))
-    rows += [("replay", report.replay.split(" cowfuzz1:")[0] + " <token>"),
-             ("token", report.token)]
+        rows.append(("size", shrink_text(meta["size_before"], meta["size_after"])))
+    return rows
+
+
+def render_trace(report: Report) -> str:
+    """The lane log and the verdict of a run, clean or not (``cowfuzz run`` on a clean run;
+    a failing run gets the whole ``render_text``)."""
+    return "\n".join([*lane_lines(report.tasks, report.steps),
+                      f"Verdict: {report.verdict}"]) + "\n"
+
+
+def render_text(report: Report) -> str:
+    """trace.txt: header, conflicting accesses, lane log, verdict."""
+    out = [report.title, ""]
+    rows = header_rows(report) + [("replay", report.replay.split(" cowfuzz1:")[0] + " <token>"),
+                                  ("token", report.token)]
     width = max(len(k) for k, _ in rows) + 1
     out += [f"{k + ':':<{width}} {val}" for k, val in rows]
     c = report.conflict
@@ -219,10 +234,7 @@ def render_text(report: Report, *, columns: bool | None = None) -> str:
                    + _changes(c["second_changes"]))
         out.append(f"  previous access by {c['first_task']} at step {c['first']}, "
                    f"{c['first_label']}:" + _changes(c["first_changes"]))
-    out += ["", "Lane log:"]
-    use_columns = columns if columns is not None else len(report.tasks) <= MAX_COLUMNS
-    out += _lanes_columns(report) if use_columns and len(report.tasks) <= MAX_COLUMNS \
-        else _lanes_gutter(report)
+    out += ["", "Lane log:", *lane_lines(report.tasks, report.steps)]
     out += ["", f"Verdict: {report.verdict}"]
     if report.objects:
         out.append("  objects: " + " ".join(f"{k}={v}" for k, v in report.objects.items()))
@@ -236,66 +248,7 @@ def render_text(report: Report, *, columns: bool | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
-def _size(d: dict) -> str:
-    return f"{d['operations']} ops/{d['threads']} threads/{d['preemptions']} preemptions"
-
-
 def _changes(changes) -> str:
     if not changes:
         return ""
     return " " + "; ".join(f"{n}.{f} {a} -> {b}" for n, f, a, b in changes)
-
-
-def _lifetimes(report: Report):
-    first, last = {}, {}
-    for s in report.steps:
-        first.setdefault(s.tid, s.index)
-        last[s.tid] = s.index
-    return first, last
-
-
-def _event_lines(s: ReportStep, pad: str) -> list:
-    return [pad + event_text(s.task, e) for e in s.events]
-
-
-def _lanes_gutter(report: Report) -> list:
-    n = len(report.tasks)
-    first, last = _lifetimes(report)
-    width = max((len(t) for t in report.tasks), default=4)
-    out = [f"   step {''.join(str(i % 10) for i in range(n))}  {'task':<{width}}  label"]
-    pad = " " * (9 + n) + "  "
-    for s in report.steps:
-        gutter = "".join("*" if t == s.tid else
-                         ("." if first.get(t, 1 << 30) <= s.index <= last.get(t, -1) else " ")
-                         for t in range(n))
-        line = f"{s.mark or ' ':>2} {s.index:>4} {gutter}  {s.task:<{width}}  {s.label}"
-        if s.objects:
-            line += f"  [{s.objects}]"
-        if s.changes:
-            line += "  " + "; ".join(f"{o}.{f} {a}->{b}" for o, f, a, b in s.changes)
-        out.append(line)
-        out += _event_lines(s, pad)
-        out += [f"{pad}{st}" for st in s.state]
-    return out
-
-
-def _lanes_columns(report: Report) -> list:
-    """One column per task: what each step did sits in its task's column."""
-    n = len(report.tasks)
-    w = COLUMN_WIDTH
-    out = ["   step  " + "".join(f"{t:<{w}}" for t in report.tasks)]
-    for s in report.steps:
-        cells = [""] * n
-        text = s.label + (f" [{s.objects}]" if s.objects else "")
-        if s.result:
-            text += f" -> {s.result}"
-        cells[s.tid] = text
-        out.append(f"{s.mark or ' ':>2} {s.index:>4}  " + "".join(
-            (c if len(c) <= w - 1 else c[:w - 2] + "~").ljust(w) for c in cells).rstrip())
-        for e in _event_lines(s, ""):
-            if " > " in e:
-                cells = [""] * n
-                cells[s.tid] = e.split(" ", 1)[1]
-                out.append("         " + "".join(c.ljust(w) for c in cells).rstrip())
-        out += [f"         {st}" for st in s.state]
-    return out

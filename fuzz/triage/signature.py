@@ -20,6 +20,7 @@ import traceback
 from dataclasses import dataclass
 
 from fuzz.runtime.trace import obj_name
+from model.changes import field_text
 from model.oracles.errors import KernelBug
 
 
@@ -31,7 +32,7 @@ class Conflict:
 
 
 def violation_keys(v) -> tuple[set, set]:
-    """(object names, PTE/TLB field names) a violation is about."""
+    """(object names, (field, index) of the PTEs and TLB entries) a violation is about."""
     o = v.objects
     names, fields = set(), set()
     if "pfn" in o:
@@ -41,15 +42,15 @@ def violation_keys(v) -> tuple[set, set]:
     if "swp" in o:
         names.add(f"swp{o['swp']}")
     if "va" in o:
-        fields.add(f"pte[{o['va']}]")
-        fields.add(f"tlb[{o['va']}]")
+        fields.add(("pte", o["va"]))
+        fields.add(("tlb", o["va"]))
     return names, fields
 
 
 def _touches(step, names, fields):
-    for obj, field, _a, _b in step.changes:
-        if field in fields:
-            return f"{obj_name(obj)}.{field}"
+    for obj, field, index, _a, _b in step.changes:
+        if (field, index) in fields:
+            return f"{obj_name(obj)}.{field_text(field, index)}"
         name = obj_name(obj)
         if name in names:
             return name
@@ -141,6 +142,18 @@ def signature(outcome, variant: str) -> str:
         c = find_conflict(outcome.trace, v)
         where = c.second.label.split(":")[0] if c else "-"
     return f"{v.oracle}:{variant}:{where}:{title(str(v))}"
+
+
+def split_signature(sig: str) -> tuple[str, str, str, str]:
+    """(oracle, variant, where, what) of a signature; a model error's "where" is "-"."""
+    parts = sig.split(":", 2)
+    if len(parts) < 3:
+        return parts[0], parts[1] if len(parts) > 1 else "-", "-", "-"
+    oracle, variant, rest = parts
+    if oracle == "model-error":
+        return oracle, variant, "-", rest
+    where, _, what = rest.partition(":")
+    return oracle, variant, where, what or "-"
 
 
 def signature_slug(sig: str) -> str:

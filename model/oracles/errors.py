@@ -44,6 +44,11 @@ class ForkSnapshot(Violation):
     oracle = "fork-snapshot"
 
 
+class ForkWindow(Violation):
+    """Oracle 3: a page fault changed a VMA's page table while fork had it write-locked."""
+    oracle = "fork-window"
+
+
 class LostWrite(Violation):
     """Oracle 3: a completed store is not seen by a later load of the same mm."""
     oracle = "lost-write"

@@ -25,6 +25,23 @@ from model.oracles.errors import Accounting, UseAfterFree, WritableShared
 from model.page import ANON, FILE, GUP_PIN_COUNTING_BIAS, ZERO, Folio
 from model.pgtable import PTRS_PER_PTE
 
+#: the per-step checks, as bits: writable => exclusive, TLB entries, refcount bounds,
+#: mapcounts vs page tables (at quiescent points)
+W, T, R, M = 1, 2, 4, 8
+#: a lock's owner field: only a release calls for the checks (taking a lock hides state)
+_RELEASE = 16
+
+#: which checks a change of each field (model/changes.py) calls for
+FIELD_CHECKS = {
+    "pte": W | T | M, "pmd": W | T | M, "tlb": T, "_refcount": R, "mapcount": W | R | M,
+    "PageAnonExclusive": W, "freed": R | M, "swapcache": R | M, "count": M,
+    "pin": W | R, "pin.associated": W | R, "pipe": W | R, "tlb_flush_pending": T,
+    "tlb_flush_batched": T, "writer": T, "owner": W | _RELEASE, "refcount": M,
+}
+
+#: the folio fields whose change calls for its refcount bound check
+_REFCOUNT_FIELDS = frozenset({"_refcount", "mapcount", "swapcache", "freed"})
+
 
 class Invariants:
     """The per-step and final state checks."""
@@ -51,46 +68,43 @@ class Invariants:
                                  mm=mm.mid, va=addr, pfn=folio.pfn)
 
     # -- per-step checks ---------------------------------------------------------
-    #: which checks a change of each field calls for: W = writable=>exclusive,
-    #: T = TLB entries, R = refcount bounds, M = mapcounts vs page tables (quiescent)
-    _FIELD_CHECKS = {
-        "pte": "WTM", "pmd": "WTM", "tlb": "T", "_refcount": "R", "mapcount": "WRM",
-        "PageAnonExclusive": "W", "freed": "RM", "swapcache": "RM", "count": "M",
-        "pin": "WR", "pipe": "WR", "tlb_flush_pending": "T", "tlb_flush_batched": "T",
-        "writer": "T", "owner": "W", "refcount": "M",
-    }
-
     def after_step(self, step) -> None:
-        if self.spec.fork_windows:
-            self.spec.sample_fork_windows()
+        spec = self.spec
+        if spec.fork_windows:
+            spec.sample_fork_windows()
         changes = step.changes
         if not changes:
             return
-        checks = ""
-        table = self._FIELD_CHECKS
-        for _obj, field, old, new in changes:
-            key = field.partition("[")[0].partition("#")[0]
-            want = table.get(key)
+        checks = 0
+        want_of = FIELD_CHECKS.get
+        for change in changes:          # (obj, field, index, old, new); indexing is cheaper
+            want = want_of(change[1])
             if want:
-                if key == "owner" and new is not None:
-                    continue             # taking a lock hides state, only a release exposes it
-                checks += want
+                if want & _RELEASE and change[4] is not None:
+                    continue
+                checks |= want
         if not checks:
             return
-        if "W" in checks:
+        if checks & W:
             self.writable_dirty = True
-        if self.writable_dirty and not self.in_table_operation():
-            self.writable_dirty = False
-            self.check_writable_exclusive()
-        if "T" in checks or "W" in checks:
+        busy = None                     # in_table_operation(), asked once
+        if self.writable_dirty:
+            busy = self.in_table_operation()
+            if not busy:
+                self.writable_dirty = False
+                self.check_writable_exclusive()
+        if checks & (T | W):
             self.check_tlbs()
-        if "R" in checks:
+        if checks & R:
             self.check_refcounts(step)
-        if "M" in checks:
+        if checks & M:
             self.mappings_dirty = True
-        if self.mappings_dirty and not self.in_table_operation() and not self.any_ptl_held():
-            self.mappings_dirty = False
-            self.check_mappings()
+        if self.mappings_dirty:
+            if busy is None:
+                busy = self.in_table_operation()
+            if not busy and not self.any_ptl_held():
+                self.mappings_dirty = False
+                self.check_mappings()
 
     def in_table_operation(self) -> bool:
         """A design's multi-step page-table operation is half done (COW PTE: fork installs
@@ -104,34 +118,64 @@ class Invariants:
                 return True
         return False
 
-    def _foreign_refs(self, folio, mm):
-        """Pins and pipe references to ``folio`` taken through an mm other than ``mm``."""
+    def _any_references(self) -> bool:
+        """Does any process hold a pin or a pipe buffer?"""
         for proc in self.processes:
-            if proc.mm is mm:
-                continue
+            if proc.pins or proc.pipe:
+                return True
+        return False
+
+    def _references(self) -> dict:
+        """id(folio) -> [(mm, "pin #N of P1" / "a pipe buffer of P1")] for every pin and
+        pipe buffer, in process order, each process's pins before its pipe."""
+        refs: dict[int, list] = {}
+        for proc in self.processes:
             for pin in proc.pins.values():
-                if pin.folio is folio:
-                    return f"pin #{pin.slot} of {proc.name}"
+                refs.setdefault(id(pin.folio), []).append(
+                    (proc.mm, f"pin #{pin.slot} of {proc.name}"))
             for buf in proc.pipe:
-                if buf.folio is folio:
-                    return f"a pipe buffer of {proc.name}"
+                refs.setdefault(id(buf.folio), []).append(
+                    (proc.mm, f"a pipe buffer of {proc.name}"))
+        return refs
+
+    def _foreign_refs(self, folio, mm):
+        """The first pin or pipe reference to ``folio`` taken through an mm other than
+        ``mm``. The references are gathered once per check (``_references``)."""
+        refs = self._refs
+        if refs is None:
+            refs = self._refs = self._references()
+        for ref_mm, what in refs.get(id(folio), ()):
+            if ref_mm is not mm:
+                return what
         return None
 
+    #: the references of the writable check in progress (``_foreign_refs``)
+    _refs = None
+
     def check_writable_exclusive(self) -> None:
+        self._refs = None
+        # With no pin or pipe buffer anywhere, a writable PTE of an exclusive anon page
+        # mapped once passes check_writable_pte whatever its VMA: skip the call
+        cls = type(self)
+        quick = (cls.check_writable_pte is Invariants.check_writable_pte
+                 and cls._foreign_refs is Invariants._foreign_refs
+                 and not self._any_references())
         for mm in self.mms:
             if mm.dead:
                 continue
-            for i, pmd in enumerate(mm.pmd):
-                if pmd is None:
-                    continue
-                table = pmd.table
-                if table.ptl.owner is not None:
-                    continue
-                for j, pte in enumerate(table.ptes):
-                    if pte is None or not pte.present or not pte.write:
-                        continue
-                    va = i * PTRS_PER_PTE + j
-                    self.check_writable_pte(mm, va, pmd, pte)
+            base = 0
+            for pmd in mm.pmd:
+                if pmd is not None and pmd.table.ptl.owner is None:
+                    va = base
+                    for pte in pmd.table.ptes:
+                        if pte is not None and pte.write and pte.present:
+                            folio = pte.folio
+                            if not (quick and folio.kind == ANON and folio.anon_exclusive
+                                    and folio.mapcount <= 1):
+                                self.check_writable_pte(mm, va, pmd, pte)
+                        va += 1
+                base += PTRS_PER_PTE
+        self._refs = None
 
     def check_writable_pte(self, mm, va: int, pmd, pte) -> None:
         vma = mm.find_vma(va)
@@ -163,6 +207,8 @@ class Invariants:
                 continue
             pending = None
             for thread in mm.threads:
+                if not thread.tlb:
+                    continue
                 for va, entry in thread.tlb.items():
                     folio = entry.folio
                     if folio.freed:
@@ -187,6 +233,8 @@ class Invariants:
 
     def _pins_and_refs(self, folio):
         pins = refs = 0
+        if not self._any_references():
+            return 0, 0
         for proc in self.processes:
             for pin in proc.pins.values():
                 if pin.folio is folio:
@@ -198,12 +246,11 @@ class Invariants:
 
     def check_refcounts(self, step) -> None:
         seen = set()
-        for obj, field, _old, _new in step.changes:
-            if type(obj) is not Folio or id(obj) in seen or \
-                    field not in ("_refcount", "mapcount", "swapcache", "freed"):
+        for change in step.changes:
+            folio = change[0]
+            if change[1] not in _REFCOUNT_FIELDS or type(folio) is not Folio or id(folio) in seen:
                 continue
-            seen.add(id(obj))
-            folio = obj
+            seen.add(id(folio))
             if folio.kind == ZERO:
                 continue
             pins, refs = self._pins_and_refs(folio)
@@ -244,7 +291,8 @@ class Invariants:
                         continue
                     if pte.present:
                         if not pte.special:
-                            maps[pte.folio.pfn] = maps.get(pte.folio.pfn, 0) + 1
+                            pfn = pte.folio.pfn
+                            maps[pfn] = maps.get(pfn, 0) + 1
                     else:
                         swaps[pte.swp] = swaps.get(pte.swp, 0) + 1
         return maps, swaps
@@ -255,8 +303,11 @@ class Invariants:
     def check_mappings(self) -> None:
         self.check_tables()
         maps, swaps = self.count_mappings()
+        mapped = maps.get
         for folio in self.folios:
-            n = maps.get(folio.pfn, 0)
+            n = mapped(folio.pfn, 0)
+            if not n and not folio.mapcount:
+                continue                # the common case, whatever freed says
             if folio.freed:
                 if n:
                     raise UseAfterFree(f"freed page {folio.name} is still mapped by {n} PTEs",

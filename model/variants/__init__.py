@@ -16,8 +16,9 @@ Two ways in, kept apart on purpose:
   ini option ``cowfuzz_designs``, or their own code.
 
 Built-in designs register here with ``@register`` (model/variants/cowpte/:
-the COW PTE designs; model/variants/historical.py: kernels with a known bug;
+the COW PTE designs; model/variants/historical/: kernels with a known bug;
 model/variants/mutants/: one race each, the deep tier of the bug benchmark).
+model/variants/diff.py shows what a design changes against upstream.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def _prefix(rng, choices, d: int, choice: int) -> tuple[int, ...]:
 def targeted(rng, choices, decisions, tids, conflict) -> tuple[int, ...] | None:
     """A prefix that reorders or widens ``conflict`` (a pair of steps), or None."""
     i, j = conflict
-    a, b = tids[i], tids[j]
+    b = tids[j]                                        # the task of the later step
     starts = [dec[0] for dec in decisions]
     kind = rng.randrange(4)
     if kind == 0:                                      # swap: B instead of A at i

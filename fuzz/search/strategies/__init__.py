@@ -45,17 +45,17 @@ class StrategyInfo:
 
 STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in (
     StrategyInfo("coverage", "coverage", "CoverageGuided",
-                 "a corpus guided by interleaving and state coverage: programs re-run with "
-                 "fresh interleavings, rare features favoured, schedule mutations aimed at "
-                 "conflicting steps"),
-    StrategyInfo("libfuzzer", "libfuzzer", "LibFuzzerCoverage",
                  "libFuzzer (atheris) on the byte form: line coverage of model/ plus "
                  "interleaving features, structure-aware mutation and crossover",
                  replays_corpus=True),
+    StrategyInfo("guided", "guided", "Guided",
+                 "pure-Python engine: a corpus guided by interleaving and state coverage, "
+                 "programs re-run with fresh interleavings, rare features favoured, "
+                 "schedule mutations aimed at conflicting steps"),
     StrategyInfo("portfolio", "portfolio", "Portfolio",
-                 "with --jobs N: coverage on the first worker, differently configured "
-                 "strategies (coverage with more generation, pct, surw) on the others, "
-                 "one shared corpus; with one job, coverage"),
+                 "with --jobs N: guided on the first worker, differently configured "
+                 "strategies (guided with more generation, pct, surw) on the others, "
+                 "one shared corpus; with one job, guided"),
     StrategyInfo("random", "random_walk", "RandomWalk",
                  "random programs, random walk over schedules"),
     StrategyInfo("pct", "pct", "Pct", "random programs under PCT priority scheduling (depth 3)"),

@@ -1,148 +1,248 @@
-"""Coverage: a corpus of programs guided by interleaving and state coverage, re-run
-with fresh interleavings and mutated where the interleavings conflict
-(fuzz/search/guided/). Pure Python: no instrumentation of ``model/``, so an
-execution costs little more than a random one.
+"""Coverage: libFuzzer (atheris) over the byte form, one harness process per worker.
 
-Each iteration either generates a program (as random does) or picks a corpus
-entry by its energy -- the rarity of its features -- and makes one of:
+The worker starts ``fuzz/search/harness.py`` under libFuzzer once, on a private
+corpus directory, and keeps it running across slices (restarting it if it
+dies); a slice is the interval between two harvests:
 
-* a fresh interleaving: the entry's recorded schedule cut at a random
-  decision, a newly seeded walk after it;
-* a schedule aimed at a conflict the entry reached (swap, delay, tighten);
-* a program mutation (fuzz/program/mutate.py), its schedule left to the walk;
-* its program sliced to the operations that took part in a conflict.
+1. corpus entries the worker received from the campaign are written into
+   that directory, encoded (fuzz/program/bytecodec.py), at most
+   ``FEED_BATCH`` at each poll; libFuzzer's ``-reload`` picks them up within a
+   second. A resumed campaign's corpus is so replayed in the background of
+   fuzzing instead of before it;
+2. libFuzzer fuzzes: line coverage of ``model/`` plus the interleaving
+   features as extra counters, with the structure-aware mutator;
+3. at the end of the slice the units libFuzzer added are decoded and kept
+   as corpus entries (it judged them new), the violations it recorded
+   (first per signature, one JSON line each) are reported, and the run
+   count and coverage counter are read from its status lines.
 
-The sampler past the prefix is drawn per execution: random walks of
-several switch probabilities (some let a task run long uninterrupted,
-others switch often) and PCT. An execution that reaches a feature no
-earlier one did joins the corpus with the schedule it followed, which
-replays it exactly; so does one that reaches a known feature in far fewer
-steps than the entry that owns it (libFuzzer's -reduce_inputs), so that
-features drift to small programs. Options: ``generate``, the share of fresh
-programs.
+Restarting libFuzzer every slice would replay its whole corpus each time
+(a third of a 10 s slice once the corpus has a thousand entries). It is
+restarted on an empty directory when the campaign replaced the corpus (it
+distilled its queue), which also bounds what libFuzzer keeps in memory. The
+harness is started through its console script, never ``python -m``:
+libFuzzer's -fork/-jobs/-merge modes re-execute argv[0].
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
+from fuzz.program.bytecodec import decode, encode
 from fuzz.program.generate import random_program
-from fuzz.program.mutate import PROGRAM_MUTATION_WEIGHTS, crossover, delete_op, mutate
-from fuzz.program.program import ThreadSpec
-from fuzz.runtime.executor import execute, thread_name
-from fuzz.search.guided.corpus import Corpus, Entry
-from fuzz.search.guided.probe import Probe
-from fuzz.search.guided.schedules import targeted
+from fuzz.program.textcodec import ParseError, parse_program
+from fuzz.search.procs import die_with_parent
 
-#: probability of generating a fresh program instead of picking an entry
-GENERATE = 0.2
-#: what to do with a picked entry: (kind, weight)
-MOVES = (("reseed", 4), ("targeted", 3), ("mutate", 3), ("crossover", 1), ("slice", 1))
-#: the samplers past the prefix, drawn per execution: random walks that switch task
-#: with these probabilities, and PCT of these depths (switch 0)
-SAMPLERS = ((0.1, 0), (0.2, 0), (0.3, 0), (0.5, 0), (0.0, 2), (0.0, 3), (0.0, 3))
-#: operations per thread of a generated program: small programs leave the walk fewer
-#: ways to miss a window; mutations grow the ones that matter
-GENERATED_OPS = 4
-#: mutated programs keep at most this many operations: bigger programs cost more per
-#: execution and rarely matter
-MAX_PROGRAM_OPS = 12
+INITIAL_SEEDS = 16
+POLL_SECONDS = 0.5
+#: received entries handed to libFuzzer at each poll (it runs them at its next reload)
+FEED_BATCH = 100
+_STATUS = re.compile(rb"^#(\d+)\s.*\bcov: (\d+)", re.M)
 
 
-def _bounded(rng, program):
-    while program.op_count() > MAX_PROGRAM_OPS:
-        program = delete_op(rng, program)
-    return program
+def harness_command() -> list[str]:
+    """The ``cowfuzz-libfuzzer`` console script of this interpreter's installation (an
+    executable: libFuzzer's -fork/-jobs/-merge modes re-execute argv[0])."""
+    script = Path(sys.executable).with_name("cowfuzz-libfuzzer")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("cowfuzz-libfuzzer")
+    if found is None:
+        raise RuntimeError("the cowfuzz-libfuzzer command is missing: install cowfuzz "
+                           "(pip install .) to use the coverage strategy")
+    return [found]
 
 
-def _slice(entry):
-    """The entry's program with only the operations that took part in a conflict (and the
-    forks): what the threads did apart from one another cannot change an interleaving.
-    None if nothing would go. Threads stay, even empty, so that each keeps its name."""
-    keep: dict[str, set] = {}
-    for tid, k in entry.racing:
-        name = entry.names.get(tid)
-        if name is not None and k >= 0:
-            keep.setdefault(name, set()).add(k)
-    seen = set(entry.names.values())
-    index: dict[int, int] = {}
-    threads = []
-    for spec in entry.program.threads:
-        i = index.get(spec.pid, 0)
-        index[spec.pid] = i + 1
-        name = thread_name(spec.pid, i)
-        if name not in seen:
-            threads.append(spec)
-            continue
-        ks = keep.get(name, ())
-        threads.append(ThreadSpec(spec.pid, tuple(op for j, op in enumerate(spec.ops)
-                                                  if j in ks or op.name == "fork")))
-    program = replace(entry.program, threads=tuple(threads), schedule=())
-    return program if program.op_count() < entry.program.op_count() else None
+class LibFuzzer:
+    """The worker's libFuzzer process, its corpus directory, and what was read from it."""
+
+    def __init__(self, session, rng):
+        self.session = session
+        self.workdir = Path(session.workdir)
+        self.dir = self.workdir / "libfuzzer-corpus"
+        _remove_in_background(self.dir)                   # a previous libFuzzer's
+        for old in [*self.workdir.glob("libfuzzer-*.log"), *self.workdir.glob("results-*.jsonl")]:
+            old.unlink(missing_ok=True)
+        self.dir.mkdir(parents=True)
+        self.known: set[str] = set()
+        self.generation = session.corpus_generation   # of the corpus the directory holds
+        self.rng = rng
+        self.proc = None
+        self.run_no = 0
+        self.counted = self.slice_base = self.results_offset = 0
+        if not session.corpus:
+            for _ in range(INITIAL_SEEDS):
+                self.put(encode(random_program(rng, max_threads=3, max_ops=6)))
+        self.feed()
+
+    # -- the corpus directory ----------------------------------------------------------
+    def put(self, data: bytes) -> None:
+        name = hashlib.sha1(data).hexdigest()
+        if name not in self.known:
+            tmp = self.workdir / f".{name}"
+            tmp.write_bytes(data)
+            os.replace(tmp, self.dir / name)
+            self.known.add(name)
+
+    def feed(self) -> None:
+        """Hand libFuzzer the next received entries."""
+        session = self.session
+        n = min(FEED_BATCH, len(session.to_replay))
+        for _ in range(n):
+            self.put(encode(session.to_replay.popleft()))
+        session.replayed += n
+
+    def harvest(self) -> None:
+        """Keep the units libFuzzer added since the last harvest."""
+        session = self.session
+        for name in sorted(set(os.listdir(self.dir)) - self.known):
+            self.known.add(name)
+            try:
+                data = (self.dir / name).read_bytes()
+            except OSError:
+                continue
+            session.keep(decode(data))
+
+    # -- the process -------------------------------------------------------------------
+    @property
+    def log(self) -> Path:
+        return self.workdir / f"libfuzzer-{self.run_no}.log"
+
+    @property
+    def results(self) -> Path:
+        return self.workdir / f"results-{self.run_no}.jsonl"
+
+    def start(self) -> None:
+        self.run_no += 1
+        self.counted = 0                       # executions of this process counted so far
+        self.slice_base = 0                    # ... when the current slice began
+        self.results_offset = 0
+        s = self.session
+        designs = [arg for spec in s.designs for arg in ("--design", spec)]
+        cmd = [*harness_command(), "--variant", s.variant_name, *designs,
+               "--results", str(self.results), f"-seed={self.rng.randrange(1, 2**31)}",
+               "-reload=1", "-timeout=60", "-rss_limit_mb=4096", "-max_len=4096",
+               "-len_control=0",           # the custom mutator bounds program size itself
+               "-print_final_stats=1", f"-artifact_prefix={self.workdir}/", str(self.dir)]
+        with open(self.log, "wb") as out:
+            # its own session: a Ctrl-C in the terminal reaches the worker, which stops it
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
+                                         start_new_session=True)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def poll(self) -> None:
+        """Count executions since the last poll; restart libFuzzer if it died (not when the
+        campaign is stopping)."""
+        statuses = _STATUS.findall(_tail(self.log, 8192))
+        if statuses:
+            total = int(statuses[-1][0])
+            self.session.runs += max(0, total - self.counted)
+            self.counted = max(self.counted, total)
+            self.session.edges = max(self.session.edges, int(statuses[-1][1]))
+        if self.session.stopping:
+            return
+        if self.proc is not None and self.proc.poll() is not None:
+            self.read_results()
+            tail = " | ".join(_tail(self.log, 600).decode(errors="replace").strip().splitlines()[-3:])
+            if shutil.disk_usage(self.workdir).free < 1 << 16:
+                tail = f"no space left in {self.workdir}"
+            self.session.errors.append(f"libFuzzer exited with status {self.proc.returncode}, "
+                                       f"restarted: {tail}")
+            self.proc = None
+        if self.proc is None:
+            self.start()
+
+    def read_results(self) -> None:
+        """The violations libFuzzer's harness appended since the last read."""
+        try:
+            with open(self.results, "rb") as f:
+                f.seek(self.results_offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        complete = data[:data.rfind(b"\n") + 1]
+        self.results_offset += len(complete)
+        for line in complete.decode(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+                program = parse_program(record["program"], str(self.results))
+            except (ValueError, KeyError, ParseError):
+                continue
+            self.session.record(record["oracle"], record["signature"], program,
+                                run=max(0, record.get("run", 0) - self.slice_base),
+                                at=record.get("monotonic"))
+
+
+def _remove_in_background(folder: Path) -> None:
+    """Move ``folder`` aside and remove it in a thread: thousands of unlinks can take many
+    seconds (a disk that discards freed blocks), which would be a pause in fuzzing."""
+    if not folder.exists():
+        return
+    trash = folder.with_name(f".trash-{folder.name}-{time.monotonic_ns()}")
+    try:
+        os.rename(folder, trash)
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    threading.Thread(target=shutil.rmtree, args=(trash, True), name="cowfuzz-trash",
+                     daemon=True).start()
+
+
+def _tail(path: Path, n: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - n))
+            return f.read()
+    except FileNotFoundError:
+        return b""
 
 
 class CoverageGuided:
+    """The worker's libFuzzer process starts at the first slice and lives until close()."""
+
     def __init__(self, session, options: dict):
         self.session = session
-        self.generate = options.get("generate", GENERATE)
-        self.corpus = Corpus()
-        self.known = 0                   # session.corpus entries accounted for
-        self.moves = [m for m, w in MOVES for _ in range(w)]
-
-    def _next_input(self, rng):
-        """(program, prefix) for the next execution."""
-        corpus = self.corpus
-        if not len(corpus) or rng.random() < self.generate:
-            return random_program(rng, max_threads=3, max_ops=GENERATED_OPS, schedule_len=0), ()
-        entry = corpus.pick(rng)
-        move = rng.choice(self.moves)
-        if move == "targeted" and entry.conflicts:
-            prefix = targeted(rng, entry.choices, entry.decisions, entry.tids,
-                              rng.choice(entry.conflicts))
-            if prefix is not None:
-                return entry.program, prefix
-            move = "reseed"
-        if move == "mutate":
-            return _bounded(rng, mutate(rng, entry.program, weights=PROGRAM_MUTATION_WEIGHTS)), ()
-        if move == "slice":
-            sliced = _slice(entry)
-            if sliced is not None:
-                return sliced, ()
-            move = "crossover"
-        if move == "crossover":
-            other = corpus.pick(rng)
-            return _bounded(rng, crossover(rng, entry.program, other.program)), ()
-        return entry.program, entry.choices[:rng.randint(0, len(entry.choices))]
-
-    def _absorb(self, probe, outcome) -> None:
-        """Entries the session kept since we last looked: ours (with the probe's record),
-        and those other workers sent (re-run once for theirs)."""
-        session = self.session
-        while self.known < len(session.corpus):
-            program = session.corpus[self.known]
-            self.known += 1
-            if probe is not None and self.known == len(session.corpus):
-                self.corpus.add(Entry(program, outcome.features, probe))
-            else:
-                replay = Probe(program.schedule, 0, switch=0.0)
-                execute(program, session.variant_cls, replay)
-                self.corpus.add(Entry(program, replay.features, replay))
+        self.libfuzzer: LibFuzzer | None = None
 
     def run_slice(self, rng) -> None:
         session = self.session
-        self._absorb(None, None)
+        lf = self.libfuzzer
+        if lf is not None and lf.generation != session.corpus_generation:
+            lf.read_results()
+            lf.stop()                       # the corpus was replaced: start afresh on it
+            lf = None
+        if lf is None:
+            lf = self.libfuzzer = LibFuzzer(session, rng)
+        lf.slice_base = lf.counted
+        lf.feed()
+        lf.poll()
         while not session.done():
-            program, prefix = self._next_input(rng)
-            switch, depth = rng.choice(SAMPLERS)
-            probe = Probe(prefix, rng.getrandbits(32), switch=switch, pct_depth=depth,
-                          k=int(session.decisions_avg * 1.2) + 10,
-                          fail=0.05 if program.fault_injection else 0.0)
-            kept = len(session.corpus)
-            outcome = session.execute(program, probe, own_features=True)
-            self.corpus.count(outcome.features)
-            if len(session.corpus) == kept and self.corpus.reduces(outcome.features, probe.steps):
-                session.add(program.with_schedule(outcome.schedule), reason="smaller")
-            self._absorb(probe, outcome)
+            try:
+                lf.proc.wait(timeout=POLL_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+            lf.poll()
+            lf.read_results()
+            lf.feed()
+            session.beat()
+        lf.harvest()
+        lf.read_results()
 
     def close(self) -> None:
-        pass
+        if self.libfuzzer is not None:
+            self.libfuzzer.stop()

@@ -17,7 +17,8 @@ Table-sharing oracles (TableSharing), checked at quiescent points (no ptl
 held and no COW PTE operation half done):
 * "refcount": a table's refcount equals the pmds (of live mms) pointing at it;
 * "pmd_ro": a table pointed at by several pmds is mapped read-only by each;
-* "no_writable_pte": a shared table holds no writable PTE of a private mapping;
+* "no_writable_pte": a shared table holds no writable PTE where a sharer has a private
+  mapping;
 * "no_exclusive_anon": a shared table maps no PageAnonExclusive page;
 * "no_modify": a PTE of a table that several pmds point at changes only
   through fork's in-place accounting or by losing permissions (write,
@@ -126,6 +127,7 @@ class CowPteKernel(Kernel):
         return out
 
     def pte_changed(self, mm, addr, table, old, new) -> None:
+        super().pte_changed(mm, addr, table, old, new)
         if "no_modify" not in self.table_checks or self.table_mod_allowed:
             return
         sharers = [m for m in self.mms if not m.dead and any(
@@ -159,9 +161,8 @@ class CowPteKernel(Kernel):
                 if pte is None or not pte.present or pte.special:
                     continue
                 va = idx * PTRS_PER_PTE + j
-                vma = mm.find_vma(va)
                 if "no_writable_pte" in checks and pte.write and \
-                        (vma is None or not vma.vm_flags & VM_SHARED):
+                        _private_for_a_sharer(users, j):
                     raise TableSharing(f"shared table {table.name} holds a writable PTE at va "
                                        f"{va} ({pte!r})", va=va, table=table.name,
                                        pfn=pte.folio.pfn)
@@ -170,6 +171,17 @@ class CowPteKernel(Kernel):
                     raise TableSharing(f"shared table {table.name} maps {pte.folio.name}, which is "
                                        f"PageAnonExclusive, at va {va}", va=va,
                                        table=table.name, pfn=pte.folio.pfn)
+
+
+def _private_for_a_sharer(users, j: int) -> bool:
+    """Entry ``j`` of a shared table lies in a private mapping of one of its sharers (a
+    sharer whose VMA there is gone -- munmap detaches VMAs before it zaps -- says
+    nothing)."""
+    for mm, idx, _ in users:
+        vma = mm.find_vma(idx * PTRS_PER_PTE + j)
+        if vma is not None and not vma.vm_flags & VM_SHARED:
+            return True
+    return False
 
 
 def _only_loses_permissions(old, new) -> bool:

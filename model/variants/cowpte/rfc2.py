@@ -22,8 +22,9 @@ Each method below names the patch it follows (N/9 is Message-Id
   GUP-fast after its lockless walk. Neither GUP path checks whether the
   table is shared right now; GUP-fast looks at the PTE only, which fork
   left writable.
-* not hooked: mprotect, clear_refs (and madvise other than DONTNEED): they
-  find the write-protected pmd "bad" (x86) and clear it.
+* not hooked: mprotect, clear_refs, mremap (and madvise other than
+  DONTNEED): they find the write-protected pmd "bad" (x86) and clear it
+  (mremap's whole-table move carries the table over to a writable pmd).
 
 Design notes the model follows: RSS and nr_ptes counters are not modelled
 (the owner logic that maintains them is kept, for the owner states);

@@ -12,6 +12,10 @@ Each method names the patch it follows (NN/14 is Message-Id
   lock, write-protect both pmds. A page that may be pinned stops it
   (-EAGAIN): recover_pte_range gives the child a private table with the
   entries done so far and the ordinary copy_pte_range does the rest.
+  recover_pte_range takes src_ptl inside its loop over the VMAs that map
+  the table below recover_end; when there is none (the pinned page is the
+  lowest mapped address of the table) the loop never runs and the final
+  spin_lock(src_ptl) takes an uninitialised lock.
 * break (03/14, handle_cow_pte_fault): as the last user make the pmd
   writable; otherwise clear the pmd (no lock), allocate a table, copy the
   entries verbatim, drop the reference (reusing the old table if it became
@@ -23,7 +27,11 @@ Each method names the patch it follows (NN/14 is Message-Id
   free_pmd_range later drops the reference.
 * mprotect, clear_refs (soft-dirty) and rmap walks break first; a failed
   break skips the table silently (09/14, 12/14, 04/14); __split_vma breaks
-  at the split address (03/14).
+  at the split address (03/14); move_page_tables (mremap) breaks the old
+  table before moving it, ignoring the result ("TLB flush twice time
+  here?"), in the same patch as __split_vma's -- only the old one:
+  move_ptes writes into the new table even when fork shared it (it maps
+  other VMAs).
 * the walkers' pmd_bad checks accept a write-protected table pmd (03/14,
   08/14, 09/14); pmd_none_or_clear_bad itself (fork's fall-through,
   free_pmd_range) does not.
@@ -39,8 +47,7 @@ from __future__ import annotations
 from model.oracles.errors import KernelBug
 from model.flags import (EAGAIN, ENOMEM, FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, VM_DONTCOPY,
                          VM_FAULT_OOM)
-from model.kernel import PtePointer
-from model.pgtable import Pmd, pmd_index, pmd_wrprotect, pte_index
+from model.pgtable import Pmd, PtePointer, pmd_index, pmd_wrprotect, pte_index
 from model.variants import register
 from model.variants.cowpte.common import CowPteKernel
 
@@ -131,7 +138,8 @@ class CowPteV4(CowPteKernel):
 
     async def recover_pte_range(self, dst_vma, src_vma, recover_end: int) -> int:
         """mm/memory.c:recover_pte_range (02/14): the child gets a private table with the
-        entries already accounted, verbatim."""
+        entries already accounted, verbatim. src_ptl is set inside the loop over the VMAs
+        that map the table below recover_end: with none, it is locked uninitialised."""
         sched = self.sched
         src_mm, dst_mm = src_vma.vm_mm, dst_vma.vm_mm
         src_table = src_mm.pmd[pmd_index(recover_end)].table
@@ -160,7 +168,8 @@ class CowPteV4(CowPteKernel):
                 dst_table.ptl.unlock(sched)
             if not locked:
                 raise KernelBug("recover_pte_range: spin_lock(src_ptl) of an uninitialised lock "
-                                f"(recover_end {recover_end} is the first address of the table)",
+                                f"(no VMA of {src_mm.name} maps the table below recover_end "
+                                f"{recover_end}, so the copy loop never set src_ptl)",
                                 mm=dst_mm.mid, va=recover_end)
             # release the holding from child; the parent may still share with others
             await src_table.ptl.lock(sched, "recover_pte_range:spin_lock(src_ptl)")
@@ -293,9 +302,10 @@ class CowPteV4(CowPteKernel):
         await super().free_pmd_range(tlb, mm, addr)
 
     async def walk_pmd(self, walker: str, vma, addr: int) -> bool:
-        """change_pte_range (09/14), clear_refs_pte_range soft-dirty (12/14) and
-        page_vma_mapped_walk with PVMW_BREAK_COW_PTE (04/14): break first; if that fails,
-        skip the table (mprotect and clear_refs report success regardless)."""
+        """change_pte_range (09/14), clear_refs_pte_range soft-dirty (12/14),
+        page_vma_mapped_walk with PVMW_BREAK_COW_PTE (04/14) and move_page_tables: break
+        first; if that fails, skip the table (mprotect and clear_refs report success
+        regardless; mremap moves it anyway)."""
         return not await self.break_cow_pte(vma, addr)
 
     async def split_vma(self, mm, vma, addr: int):

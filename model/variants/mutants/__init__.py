@@ -4,9 +4,9 @@ One file per bug. Each is ``model.kernel.Kernel`` (Linux v7.0) with one
 mistake a kernel developer would recognise -- a historical fix reverted, or
 a plausible slip (a missing recheck after a lock drop, a wrong ordering, a
 flush skipped) -- in the kernel path it names. Unlike most of
-model/variants/historical.py, each needs several operations in several
+model/variants/historical/, each needs several operations in several
 threads and preemptions at the right points, so a random walk rarely
-reaches it (``tier = "deep"``; docs/benchmarks.md has the measured numbers).
+reaches it (``tier = "deep"``; ``python -m fuzz.bench.depth`` counts the executions).
 Each has a hand-minimized reproducer in corpus/<name>/, clean upstream.
 """
 

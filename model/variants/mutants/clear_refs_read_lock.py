@@ -5,7 +5,7 @@ from __future__ import annotations
 from model.flags import VM_SOFTDIRTY
 from model.pgtable import PTRS_PER_PTE, pmd_addr_start, pmd_index
 from model.variants import register
-from model.variants.historical import ReuseRefcount
+from model.variants.historical.reuse_refcount import ReuseRefcount
 
 
 @register
@@ -52,8 +52,8 @@ class ClearRefsReadLock(ReuseRefcount):
             await self.mmap_write_lock(mm, "clear_refs_write:mmap_write_lock_killable")
             for v in mm.vmas:
                 if v.vm_flags & VM_SOFTDIRTY:
-                    sched.log(mm, f"vma[{v.vm_start}].vm_flags", v.vm_flags,
-                              v.vm_flags & ~VM_SOFTDIRTY)
+                    sched.log_at(mm, "vma.vm_flags", v.vm_start, v.vm_flags,
+                                 v.vm_flags & ~VM_SOFTDIRTY)
                     v.vm_flags &= ~VM_SOFTDIRTY
             self.mmap_write_downgrade(mm)
             break

@@ -37,7 +37,6 @@ class PageoutBeforeFlush(Kernel):
     async def shrink_folio(self, folio) -> bool:
         """mm/vmscan.c:shrink_folio_list (v7.0) for one folio, without the
         try_to_unmap_flush_dirty() before pageout."""
-        sched = self.sched
         if not self.folio_trylock(folio):
             self._putback(folio)                                     # keep
             return False
@@ -63,19 +62,17 @@ class PageoutBeforeFlush(Kernel):
             return False
         if folio.dirty:
             # (no try_to_unmap_flush_dirty(): the IO starts with the flush still deferred)
-            # pageout -> swap_writeout: write the contents, the folio is unlocked for IO
-            slot = self.swap_slots[folio.swap]
-            sched.log(slot, "data", slot.data, folio.data)
-            slot.data = folio.data
-            folio.dirty = False
-            sched.log(folio, "dirty", True, False)
-            self.folio_unlock(folio)
-            await sched.point("shrink_folio_list:after_pageout")
-            if folio.dirty or not self.folio_trylock(folio):
+            await self.pageout(folio)                                 # PAGE_SUCCESS
+            if folio.writeback or folio.dirty:
                 self._putback(folio)                                  # keep
                 return False
-            if folio.dirty:
-                self.folio_unlock(folio)
+            # A synchronous write - probably a ramdisk.  Go ahead and try to reclaim
+            # the folio.
+            if not self.folio_trylock(folio):
+                self._putback(folio)                                  # keep
+                return False
+            if folio.dirty or folio.writeback:
+                self.folio_unlock(folio)                              # keep_locked
                 self._putback(folio)
                 return False
         if not self._remove_mapping(folio):

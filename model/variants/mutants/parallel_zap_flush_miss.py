@@ -38,4 +38,5 @@ class ParallelZapFlushMiss(Kernel):
         """mm/memory.c:tlb_finish_mmu (v4.12): flush what this gather collected, with no
         mm_tlb_flush_nested() check."""
         await self.tlb_flush_mmu(tlb, label)
+        tlb.freed_tables = False
         self.dec_tlb_flush_pending(tlb.mm)

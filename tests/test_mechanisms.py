@@ -1,0 +1,239 @@
+"""The v7.0 mechanisms behind mremap, MADV_DONTFORK / MADV_WIPEONFORK, munmap's detached
+VMAs, swap-in and pageout, and zap_pte_range's ptl break: each shown in a trace, and each
+caught on a design that gets it wrong (tests/designs.py) -- where the model without the
+mechanism finds nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from fuzz.program.textcodec import parse_program
+from fuzz.runtime.executor import execute
+from fuzz.triage.explore import exploration, explore
+from model.kernel import Kernel
+from model.variants import get_variant
+from tests import designs
+
+RELAXED = get_variant("cowpte-relaxed")
+V4 = get_variant("cowpte-v4")
+
+
+def program(body: str, maps: str = "map 0 1 anon rw populate=write\n", header: str = ""):
+    return parse_program("cowfuzz 1\n" + header + maps + body)
+
+
+def changes(outcome, label: str) -> list[str]:
+    """The changes of every step at ``label``, as "object.field old->new"."""
+    trace = outcome.trace
+    return [f"{o}.{f} {a}->{b}" for s in trace.steps if s.label == label
+            for o, f, a, b in trace.changes_of(s)]
+
+
+def labels(outcome) -> list[str]:
+    return [s.label for s in outcome.trace.steps]
+
+
+def results(outcome) -> list:
+    return [e[2] for s in outcome.trace.steps for e in s.events if e[0] == "ret"]
+
+
+def some_schedule(prog, design, bound, wanted):
+    """The first run within ``bound`` preemptions for which ``wanted(outcome)`` holds."""
+    for _, outcome in exploration(prog, bound, lambda p, c: execute(p, design, c)):
+        assert not outcome.failed, outcome.trace.verdict
+        if wanted(outcome):
+            return outcome
+    return None
+
+
+# -- mremap -----------------------------------------------------------------------------------
+def test_mremap_moves_the_ptes_and_flushes_the_old_range():
+    outcome = execute(program("thread 0\n  mremap 0 2 5\n  read 5\n  read 6\n",
+                              "map 0 2 anon rw populate=write\n"), Kernel)
+    assert not outcome.failed, outcome.trace.verdict
+    moved = changes(outcome, "move_ptes:ptep_get")
+    assert "t1.pte[0] pfn5:WDS->-" in moved and "t2.pte[5] -->pfn5:WDS" in moved
+    assert "P0.T0.tlb[0] pfn5:WD->-" in changes(outcome, "move_ptes:flush_tlb_range")
+    # the values written at va 0 and 1 before the move, read at 5 and 6
+    assert [r.split(" ")[0] for r in results(outcome)[1:]] == ["v5(P0@0", "v6(P0@1"]
+
+
+def test_mremap_of_a_whole_table_moves_the_pmd():
+    outcome = execute(program("thread 0\n  mremap 0 4 8\n  read 9\n",
+                              "map 0 4 anon rw populate=write\n"), Kernel)
+    assert not outcome.failed, outcome.trace.verdict
+    moved = changes(outcome, "move_normal_pmd:pmd_lock")
+    assert {"mm1.pmd[0] t1->-", "mm1.pmd[2] -->t1"} <= set(moved)
+    assert "move_ptes:ptep_get" not in labels(outcome)
+
+
+def test_mremap_breaks_a_shared_table_first():
+    """cowpte-relaxed: the child's mremap of a table it shares with its parent breaks the
+    table before moving it; the parent keeps its entries."""
+    race = program("thread 0\n  fork 1\n  wait 0\n  read 1\nthread 1\n  mremap 0 4 8\n"
+                   "  read 9\n  signal 0\n", "map 0 4 anon rw populate=write\n")
+    outcome = execute(race, RELAXED)
+    assert not outcome.failed, outcome.trace.verdict
+    seq = labels(outcome)
+    assert seq.index("break_cow_pte:pmd_lock") < seq.index("move_normal_pmd:pmd_lock")
+    child_read, parent_read = results(outcome)[2], results(outcome)[-1]
+    assert child_read.startswith("v6(P0@1") and parent_read.startswith("v6(P0@1")
+
+
+def test_an_mremap_that_does_not_flush_the_old_range_is_caught():
+    race = program("thread 0\n  mremap 0 1 4\n  write 0\n  read 4\n",
+                   "map 0 2 anon rw populate=write\n")
+    found = explore(race, designs.MremapWithoutFlush, bound=0)
+    assert found.failure is not None and found.failure.oracle == "writable-shared"
+    assert explore(race, Kernel, bound=2).failure is None
+
+
+# -- MADV_DONTFORK, MADV_WIPEONFORK -------------------------------------------------------------
+FORK_FLAGS = program("thread 0\n  dontfork 2 1\n  wipeonfork 1 1\n  fork 1\nthread 1\n  read 0\n"
+                     "  read 1\n  read 2\n", "map 0 3 anon rw populate=write\n")
+
+
+def test_dontfork_leaves_the_range_out_and_wipeonfork_gives_it_empty():
+    outcome = execute(FORK_FLAGS, Kernel)
+    assert not outcome.failed, outcome.trace.verdict
+    got = results(outcome)[-3:]
+    assert got[0].startswith("v5(P0@0") and got[1:] == ["v0(zero)", "SIGSEGV"]
+    child_vmas = [f"{f}:{b}" for s in outcome.trace.steps
+                  for o, f, a, b in outcome.trace.changes_of(s) if o == "mm2" and a == "-"]
+    child_vmas = [v for v in child_vmas if v.startswith("vma")]
+    assert [v.split(":")[0] for v in child_vmas] == ["vma[0-1]", "vma[1-2]"]   # no vma[2-3]
+    assert "VM_WIPEONFORK" in child_vmas[1]
+
+
+def test_a_relaxed_fork_rolls_back_on_a_dontfork_or_wipeonfork_neighbour():
+    outcome = execute(FORK_FLAGS, RELAXED)
+    assert not outcome.failed, outcome.trace.verdict
+    assert "recover_pte_range:restore_pte" in labels(outcome)
+
+
+def test_v4_recovers_with_an_uninitialised_ptl_after_dontfork():
+    """v4's VM_DONTCOPY -> recover_pte_range path, dead code before MADV_DONTFORK."""
+    outcome = execute(program("thread 0\n  dontfork 0 1\n  fork 1\n",
+                              "map 0 2 anon rw populate=write\n"), V4)
+    assert outcome.oracle == "VM_BUG_ON"
+    assert "uninitialised lock" in str(outcome.violation)
+
+
+@pytest.mark.parametrize("design, oracle", [
+    (designs.RelaxedSharesWipeOnFork, "fork-snapshot"), (V4, "fork-snapshot")])
+def test_sharing_a_table_with_a_wipeonfork_range_is_caught(design, oracle):
+    race = program("thread 0\n  wipeonfork 1 1\n  fork 1\nthread 1\n  read 1\n",
+                   "map 0 2 anon rw populate=write\n")
+    found = explore(race, design, bound=0)
+    assert found.failure is not None and found.failure.oracle == oracle
+    assert "VM_WIPEONFORK" in str(found.failure.violation)
+    assert explore(race, RELAXED, bound=1).failure is None
+
+
+# -- rmap reaching a VMA munmap detached ---------------------------------------------------------
+MUNMAP_VS_RECLAIM = program("thread 0\n  munmap 0 2\nthread 0\n  reclaim 0\n",
+                            "map 0 2 anon rw populate=write\n")
+
+
+def test_reclaim_unmaps_a_page_of_a_vma_munmap_has_detached():
+    def reached(outcome):
+        steps = outcome.trace.steps
+        detached = next((s.index for s in steps for o, f, i, a, b in s.changes
+                         if f == "vma" and i == (0, 2) and b is None), None)
+        swapped = next((s.index for s in steps if s.label.startswith("try_to_unmap_one")
+                        for o, f, i, a, b in s.changes if f == "pte" and b is not None
+                        and not b.present), None)
+        return detached is not None and swapped is not None and detached < swapped
+    outcome = some_schedule(MUNMAP_VS_RECLAIM, Kernel, 2, reached)
+    assert outcome is not None, "no schedule where reclaim met the detached VMA"
+    assert "swp1.count 1->0" in changes(outcome, "zap_pte_range:ptep_get")
+
+
+def test_a_zap_that_trusts_detached_vmas_to_be_private_is_caught():
+    found = explore(MUNMAP_VS_RECLAIM, designs.MunmapZapsWithoutPtl, bound=2)
+    assert found.failure is not None and found.failure.oracle == "accounting"
+    assert explore(MUNMAP_VS_RECLAIM, designs.MunmapZapsWithoutPtlNoDetachedRmap,
+                   bound=3).failure is None, "only the rmap of detached VMAs shows it"
+    assert explore(MUNMAP_VS_RECLAIM, Kernel, bound=3).failure is None
+
+
+# -- swap-in ---------------------------------------------------------------------------------------
+TWO_SWAPINS = program("thread 0\n  read 0\nthread 0\n  read 0\n",
+                      "map 0 1 anon rw populate=swap\n")
+
+
+def test_swapin_waits_on_the_folio_locked_across_the_read():
+    def waited(outcome):
+        return any(e[0] == "block" and e[1] in ("folio_wait_locked", "__folio_lock")
+                   for s in outcome.trace.steps for e in s.events)
+    outcome = some_schedule(TWO_SWAPINS, Kernel, 2, waited)
+    assert outcome is not None
+    read = changes(outcome, "swap_read_folio_bdev_async:submit_bio")
+    assert "pfn6.uptodate 0->1" in read and "pfn6.locked 1->0" in read
+
+
+def test_a_read_fault_frees_the_swap_cache_on_zram():
+    outcome = execute(program("thread 0\n  read 0\n", "map 0 1 anon rw populate=swap\n",
+                              "swap zram\n"), Kernel)
+    assert not outcome.failed, outcome.trace.verdict
+    assert "swap_read_folio_bdev_sync:submit_bio_wait" in labels(outcome)
+    mapped = changes(outcome, "do_swap_page:pte_offset_map_lock")
+    assert "pfn6.swapcache swp1->0" in mapped and "swp1.freed 0->1" in mapped
+
+
+def test_a_read_fault_frees_the_swap_cache_only_when_swap_is_half_full_on_disk():
+    def freed(npages):
+        prog = program("thread 0\n  read 0\n", f"map 0 {npages} anon rw populate=swap\n")
+        outcome = execute(prog, Kernel)
+        assert not outcome.failed, outcome.trace.verdict
+        return any(".swapcache swp" in c and c.endswith("->0")
+                   for c in changes(outcome, "do_swap_page:pte_offset_map_lock"))
+    assert not freed(1)
+    assert freed(3)                       # vm_swap_full: 3 of the 4 slots in use
+
+
+def test_a_swapin_read_that_unlocks_before_its_data_is_there_is_caught():
+    found = explore(TWO_SWAPINS, designs.SwapReadUnlocksEarly, bound=1)
+    assert found.failure is not None and found.failure.oracle == "lost-write"
+    assert explore(TWO_SWAPINS, Kernel, bound=3).failure is None
+
+
+# -- pageout under writeback -----------------------------------------------------------------------
+PAGEOUT_VS_READ = program("thread 0\n  pageout 0 1\nthread 0\n  read 0\n", header="swap zram\n")
+
+
+def test_a_fault_during_writeback_on_zram_maps_the_page_read_only():
+    def during(outcome):
+        return any("pfn5.writeback" in c for c in changes(
+            outcome, "swap_writepage_bdev_sync:submit_bio_wait")) and \
+            any("t1.pte[0] swp1:X->pfn5:S" in c for c in
+                changes(outcome, "do_swap_page:pte_offset_map_lock"))
+    outcome = some_schedule(PAGEOUT_VS_READ, Kernel, 2, during)
+    assert outcome is not None, "no fault during writeback: SWP_STABLE_WRITES keeps it R/O"
+
+
+def test_freeing_the_swap_cache_under_writeback_is_caught():
+    found = explore(PAGEOUT_VS_READ, designs.FreeSwapUnderWriteback, bound=1)
+    assert found.failure is not None and found.failure.oracle == "use-after-free"
+    assert explore(PAGEOUT_VS_READ, Kernel, bound=3).failure is None
+
+
+# -- zap_pte_range dropping the ptl mid-table ----------------------------------------------------------
+DONTNEED_VS_FAULT = program("thread 0\n  dontneed 0 4\nthread 0\n  write 0\n",
+                            "map 0 4 anon rw populate=write\n")
+
+
+def test_zap_drops_the_ptl_on_need_resched_and_rechecks_before_freeing_the_table():
+    def refilled(outcome):
+        seq = labels(outcome)
+        return "zap_pte_range:cond_resched" in seq and "zap_pte_table_if_empty:pmd_lock" in seq
+    outcome = some_schedule(DONTNEED_VS_FAULT, Kernel, 2, refilled)
+    assert outcome is not None
+
+
+def test_reclaiming_a_table_refilled_during_the_break_is_caught():
+    found = explore(DONTNEED_VS_FAULT, designs.PtReclaimWithoutRecheck, bound=2)
+    assert found.failure is not None and found.failure.oracle == "accounting"
+    assert explore(DONTNEED_VS_FAULT, designs.PtReclaimWithoutRecheckNoBreak,
+                   bound=3).failure is None, "only the ptl break shows it"
+    assert explore(DONTNEED_VS_FAULT, Kernel, bound=3).failure is None
