@@ -668,7 +668,7 @@ def build_parser() -> argparse.ArgumentParser:
     bn = sub.add_parser("bench", help="the bug benchmark: strategies against known bugs", parents=parents)
     bn.add_argument("--variants", nargs="+", metavar="V", help="default: every variant")
     bn.add_argument("--strategies", nargs="+", metavar="S",
-                    help="default: coverage random pct exhaustive")
+                    help="default: coverage guided random pct pos surw exhaustive")
     bn.add_argument("--trials", type=int, default=5, help="trials per bug (default 5)")
     bn.add_argument("--budget", type=float, default=60.0, metavar="SEC",
                     help="seconds per trial (default 60)")

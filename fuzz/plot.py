@@ -4,7 +4,8 @@
   stacked panels sharing the time axis -- coverage (lines and interleaving
   features), executions per second, unique violations (``cowfuzz plot DIR``);
 * ``plot_bug_benchmark``: the fraction of (bug, trial) pairs found against time,
-  one curve per strategy, time on a log axis (``cowfuzz bench --plot``).
+  one panel per tier (shallow, deep), one curve per strategy, time on a log axis
+  (``cowfuzz bench --plot``).
 """
 
 from __future__ import annotations
@@ -63,30 +64,36 @@ def plot_campaign(folder: Path, out: Path | None = None) -> Path:
     return out
 
 
-def plot_bug_benchmark(trials, path: Path, budget: float) -> None:
-    """One step curve per strategy: share of (bug, trial) pairs found by time t."""
+def plot_bug_benchmark(trials, path: Path, budget: float, tiers=("shallow", "deep")) -> None:
+    """One panel per tier of the bug benchmark, one step curve per strategy in each: the
+    share of the tier's (bug, trial) pairs found by time t."""
     plt = _pyplot()
-    by_strategy: dict[str, list] = {}
-    for t in trials:
-        by_strategy.setdefault(t["strategy"], []).append(t)
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    for strategy, ts in sorted(by_strategy.items()):
-        times = sorted(max(t["seconds"], 0.01) for t in ts if t["found"])
-        total = len(ts)
-        xs = [0.01] + [x for x in times for _ in (0, 1)] + [budget]
-        ys = [0.0]
-        for i in range(len(times)):
-            ys += [i / total, (i + 1) / total]
-        ys.append(len(times) / total)
-        ax.plot(xs, ys, label=f"{strategy} ({len(times)}/{total})", linewidth=1.8)
-    ax.set_xscale("log")
-    ax.set_xlim(0.05, budget)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("seconds (log scale, one core per trial)")
-    ax.set_ylabel("fraction of (bug, trial) pairs found")
-    ax.set_title("Known bugs found against time")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right")
+    present = [t for t in tiers if any(tr.get("tier", "shallow") == t for tr in trials)] or \
+        list(tiers[:1])
+    fig, axes = plt.subplots(1, len(present), figsize=(6.2 * len(present), 4.2), dpi=120,
+                             squeeze=False)
+    for ax, tier in zip(axes[0], present):
+        by_strategy: dict[str, list] = {}
+        for t in trials:
+            if t.get("tier", "shallow") == tier:
+                by_strategy.setdefault(t["strategy"], []).append(t)
+        for strategy, ts in sorted(by_strategy.items()):
+            times = sorted(max(t["seconds"], 0.01) for t in ts if t["found"])
+            total = len(ts)
+            xs = [0.01] + [x for x in times for _ in (0, 1)] + [budget]
+            ys = [0.0]
+            for i in range(len(times)):
+                ys += [i / total, (i + 1) / total]
+            ys.append(len(times) / total)
+            ax.plot(xs, ys, label=f"{strategy} ({len(times)}/{total})", linewidth=1.8)
+        ax.set_xscale("log")
+        ax.set_xlim(0.05, budget)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("seconds (log scale, one core per trial)")
+        ax.set_ylabel("fraction of (bug, trial) pairs found")
+        ax.set_title(f"{tier.capitalize()} tier: known bugs found against time")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -73,7 +73,8 @@ def test_variants_and_strategies_are_listed():
     assert variants.returncode == 0 and variants.stdout.startswith("upstream ")
     strategies = cowfuzz("strategies").stdout.split("\n")
     assert [line.split()[0] for line in strategies if line] == \
-        ["coverage", "random", "pct", "exhaustive", "hypothesis"]
+        ["coverage", "guided", "portfolio", "random", "pct", "pos", "surw", "exhaustive",
+         "hypothesis"]
 
 
 def test_a_missing_file_is_one_line_and_exit_2(tmp_path):

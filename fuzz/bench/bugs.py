@@ -4,7 +4,11 @@ For every known-bug variant (one with ``expected_oracle``; "any" for the
 designs known to break several oracles) and strategy, N trials with seeds
 1..N, each from an empty corpus -- never from the hand-written reproducers
 -- on one core, until the first violation of the expected oracle or the
-budget. Reported per (variant, strategy): found rate, median and p90
+budget. The bugs come in two tiers, by a variant's ``tier`` attribute: the
+shallow tier (historical bugs a random walk finds within a few thousand
+executions) and the deep tier (model/variants/mutants/: races a random walk
+needs a median above 20,000 executions for); each is summarized and plotted
+on its own. Reported per (variant, strategy): found rate, median and p90
 executions and seconds to the first violation (a miss counts as the
 budget, so a p90 of ">budget" seconds, and "-" executions, means more than a
 tenth missed). Every correct
@@ -32,12 +36,21 @@ from fuzz.program.textcodec import read_program
 from fuzz.search.procs import ignore_ctrl_c, signals_held
 from model.variants import VARIANTS, declared_specs, load_designs
 
-DEFAULT_STRATEGIES = ("coverage", "random", "pct", "exhaustive")
+DEFAULT_STRATEGIES = ("coverage", "guided", "random", "pct", "pos", "surw", "exhaustive")
+TIERS = ("shallow", "deep")
 #: where the hand-written reproducers are (relative to the working directory, as the
 #: campaign's default corpus is): their size decides where exhaustive search runs
 CORPUS = Path("corpus")
 #: the exhaustive strategy takes on bugs whose reproducer has at most this many operations
 SMALL_REPRODUCER = 4
+
+
+def tier(variant: str) -> str:
+    """"shallow" or "deep" for a known bug, "clean" for a correct design."""
+    cls = VARIANTS[variant]
+    if cls.expected_oracle is None:
+        return "clean"
+    return getattr(cls, "tier", "shallow")
 
 
 def reproducer_size(variant: str, corpus: Path = CORPUS) -> int | None:
@@ -79,6 +92,7 @@ def summarize(trials: list[dict], budget: float) -> list[dict]:
     for (variant, strategy), ts in rows.items():
         target = ts[0]["target"]
         row = {"variant": variant, "strategy": strategy, "target": target or "clean",
+               "tier": ts[0].get("tier", "shallow" if target else "clean"),
                "trials": len(ts), "found": sum(t["found"] for t in ts)}
         if target is None:
             row["runs"] = sum(t["runs"] for t in ts)
@@ -92,6 +106,26 @@ def summarize(trials: list[dict], budget: float) -> list[dict]:
     return out
 
 
+def tier_summary(rows: list[dict], budget: float) -> list[dict]:
+    """Per (tier, strategy): (bug, trial) pairs found, bugs found in at least 4 trials
+    of 5 (80%), and the median over the tier's bugs of the median executions and
+    seconds (a bug missed in most trials counts as infinite)."""
+    out = []
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        if r["target"] != "clean":
+            groups.setdefault((r["tier"], r["strategy"]), []).append(r)
+    for (t, strategy), rs in sorted(groups.items(), key=lambda kv: (TIERS.index(kv[0][0])
+                                                                   if kv[0][0] in TIERS else 9,
+                                                                   kv[0][1])):
+        out.append({"tier": t, "strategy": strategy, "bugs": len(rs),
+                    "pairs": sum(r["found"] for r in rs), "trials": sum(r["trials"] for r in rs),
+                    "bugs_80": sum(1 for r in rs if r["found"] >= 0.8 * r["trials"]),
+                    "median_runs": statistics.median(r["median_runs"] for r in rs),
+                    "median_seconds": statistics.median(r["median_seconds"] for r in rs)})
+    return out
+
+
 def markdown(rows: list[dict], budget: float, command: str) -> str:
     def runs(x):
         return "-" if x == math.inf else format(x, ",.0f")
@@ -100,15 +134,27 @@ def markdown(rows: list[dict], budget: float, command: str) -> str:
         return f">{budget:g}s" if x == math.inf else format(x, ".1f")
     lines = [f"Produced by `{command}`. A miss counts as the budget: \"-\" executions and "
              f"\">{budget:g}s\" where at least half (median) or a tenth (p90) of the trials "
-             "missed.", "",
-             "| variant | oracle | strategy | found | median execs | p90 execs | median s | p90 s |",
-             "|---|---|---|---|---|---|---|---|"]
+             "missed."]
+    summary = tier_summary(rows, budget)
+    if summary:
+        lines += ["", "| tier | strategy | (bug, trial) pairs found | bugs found in >= 80% "
+                  "of trials | median over bugs of median execs | ... of median s |",
+                  "|---|---|---|---|---|---|"]
+        for s in summary:
+            lines.append(f"| {s['tier']} | {s['strategy']} | {s['pairs']}/{s['trials']} | "
+                         f"{s['bugs_80']}/{s['bugs']} | {runs(s['median_runs'])} | "
+                         f"{seconds(s['median_seconds'])} |")
     bugs = [r for r in rows if r["target"] != "clean"]
-    for r in sorted(bugs, key=lambda r: (r["variant"], r["strategy"])):
-        lines.append(f"| {r['variant']} | {r['target']} | {r['strategy']} | "
-                     f"{r['found']}/{r['trials']} | {runs(r['median_runs'])} | "
-                     f"{runs(r['p90_runs'])} | {seconds(r['median_seconds'])} | "
-                     f"{seconds(r['p90_seconds'])} |")
+    for t in sorted({r["tier"] for r in bugs}, key=lambda t: TIERS.index(t) if t in TIERS else 9):
+        lines += ["", f"{t.capitalize()} tier:", "",
+                  "| variant | oracle | strategy | found | median execs | p90 execs | "
+                  "median s | p90 s |", "|---|---|---|---|---|---|---|---|"]
+        for r in sorted((r for r in bugs if r["tier"] == t),
+                        key=lambda r: (r["variant"], r["strategy"])):
+            lines.append(f"| {r['variant']} | {r['target']} | {r['strategy']} | "
+                         f"{r['found']}/{r['trials']} | {runs(r['median_runs'])} | "
+                         f"{runs(r['p90_runs'])} | {seconds(r['median_seconds'])} | "
+                         f"{seconds(r['p90_seconds'])} |")
     clean = [r for r in rows if r["target"] == "clean"]
     if clean:
         lines += ["", "Correct variants, one run of the whole budget per strategy:", "",
@@ -125,7 +171,9 @@ def _finite(row: dict) -> dict:
 
 
 def _run(job) -> dict:
-    return run_trial(*job).to_json()
+    out = run_trial(*job).to_json()
+    out["tier"] = tier(job[0])
+    return out
 
 
 def _start_worker(designs) -> None:
@@ -175,7 +223,7 @@ def bench_main(args) -> int:
     if args.plot:
         from fuzz.plot import plot_bug_benchmark
         plot_bug_benchmark([t for t in trials if t["target"] is not None], Path(args.plot),
-                           args.budget)
+                           args.budget, TIERS)
     sys.stdout.write(table)
     return 0
 

@@ -42,14 +42,20 @@ def random_mappings(rng: random.Random) -> tuple[Mapping, ...]:
 
 
 class _Gen:
-    def __init__(self, rng, mappings, max_ops):
+    def __init__(self, rng, mappings, max_ops, used=()):
         self.rng = rng
         self.vas = sorted({va for m in mappings for va in range(m.va, m.va + m.npages)}) or [0]
         self.max_ops = max_ops
         self.next_child = 1
+        #: addresses the program's operations already use: a new operation mostly picks
+        #: one of them (syzkaller reuses resources), so that it meets the others
+        self.used = sorted(set(used))
 
     def va(self) -> int:
-        if self.rng.random() < 0.9:
+        r = self.rng.random()
+        if self.used and r < 0.5:
+            return self.rng.choice(self.used)
+        if r < 0.9:
             return self.rng.choice(self.vas)
         return self.rng.randrange(USER_PAGES)
 

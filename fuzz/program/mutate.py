@@ -1,11 +1,13 @@
 """Structure-aware mutation and crossover of Programs.
 
-Used by the coverage strategy's libFuzzer custom mutator and by the
-corpus-driven random strategy. Each mutation is a small edit that keeps
-the program valid: insert, delete, replace or duplicate an operation, move
-one between threads, tweak an argument, add or drop a thread or mapping,
-switch the swap device, and edit the schedule (change a choice, insert or delete a preemption,
-truncate). Crossover splices two programs (thread lists, or one program's
+Used by the coverage strategy's libFuzzer custom mutator, by the
+corpus-driven random strategy and by the guided strategy (operations and
+layout only: it chooses schedules itself). Each mutation is a small edit
+that keeps the program valid: insert, delete, replace or duplicate an
+operation, move one between threads, copy one into another thread to race
+with itself (syzkaller's collide), tweak an argument, add or drop a thread
+or mapping, switch the swap device, and edit the schedule (change a choice,
+insert or delete a preemption, truncate). Crossover splices two programs (thread lists, or one program's
 operations with the other's schedule). Weights are data (MUTATION_WEIGHTS).
 """
 
@@ -21,6 +23,7 @@ from fuzz.program.program import MAX_PROCS, SWAPS, Op, Program, ThreadSpec
 
 MUTATION_WEIGHTS: dict[str, int] = {
     "insert_op": 10, "delete_op": 6, "replace_op": 6, "duplicate_op": 3, "move_op": 3,
+    "collide_op": 6,
     "tweak_arg": 10, "add_thread": 2, "drop_thread": 1, "add_fork": 2, "remap": 1,
     "schedule_choice": 12, "schedule_insert": 8, "schedule_delete": 5, "schedule_truncate": 2,
     "schedule_reroll": 3, "swap_device": 1,
@@ -28,7 +31,9 @@ MUTATION_WEIGHTS: dict[str, int] = {
 
 
 def _gen(rng, p: Program) -> _Gen:
-    g = _Gen(rng, p.mappings, MAX_OPS)
+    used = [op.args[names.index("va")] for t in p.threads for op in t.ops
+            if "va" in (names := OPERATIONS[op.name].arg_names)]
+    g = _Gen(rng, p.mappings, MAX_OPS, used)
     pids = {t.pid for t in p.threads}
     g.next_child = min(max(pids | {0}) + 1, MAX_PROCS)
     return g
@@ -90,6 +95,29 @@ def move_op(rng, p):
         return p
     dst.insert(rng.randint(0, len(dst)), src.pop(rng.randrange(len(src))))
     return _set_thread(_set_thread(p, i, src), j, dst)
+
+
+def collide_op(rng, p):
+    """Copy an operation into another thread of its process, so that the two run
+    concurrently (syzkaller's collide mode races a call with its copy). With one
+    thread in the process, the copy gets a new thread."""
+    i = _pick_thread(rng, p)
+    ops = p.threads[i].ops
+    if not ops:
+        return p
+    op = ops[rng.randrange(len(ops))]
+    pid = p.threads[i].pid
+    others = [j for j, t in enumerate(p.threads) if j != i and t.pid == pid]
+    if not others:
+        if len(p.threads) >= MAX_THREADS or op.name == "fork":
+            return p
+        return replace(p, threads=p.threads + (ThreadSpec(pid, (op,)),))
+    j = rng.choice(others)
+    dst = list(p.threads[j].ops)
+    if len(dst) >= MAX_OPS or op.name == "fork":
+        return p
+    dst.insert(rng.randint(0, len(dst)), op)
+    return _set_thread(p, j, dst)
 
 
 def tweak_arg(rng, p):
@@ -193,12 +221,17 @@ def schedule_reroll(rng, p):
 
 
 MUTATIONS = {name: globals()[name] for name in MUTATION_WEIGHTS}
+#: the mutations of the operations and layout alone (for engines that choose the
+#: schedule themselves)
+PROGRAM_MUTATION_WEIGHTS = {n: w for n, w in MUTATION_WEIGHTS.items()
+                            if not n.startswith("schedule_")}
 
 
-def mutate(rng: random.Random, p: Program, rounds: int | None = None) -> Program:
-    """Apply 1..4 weighted mutations."""
-    names = list(MUTATION_WEIGHTS)
-    weights = [MUTATION_WEIGHTS[n] for n in names]
+def mutate(rng: random.Random, p: Program, rounds: int | None = None,
+           weights: dict[str, int] = MUTATION_WEIGHTS) -> Program:
+    """Apply 1..4 mutations drawn by ``weights``."""
+    names = list(weights)
+    weights = [weights[n] for n in names]
     if not p.threads:
         p = replace(p, threads=(ThreadSpec(0, ()),))
     for _ in range(rounds or rng.choice((1, 1, 1, 2, 2, 3, 4))):

@@ -94,3 +94,50 @@ class PrefixChooser:
         c = self.prefix[i] % n if i < len(self.prefix) else 0
         self.decisions.append((c, n))
         return c
+
+
+class POSChooser:
+    """Partial order sampling, Yuan, Yang and Gu, CAV'18 (shuttle's PosScheduler): the
+    runnable task with the highest priority runs; after each step the task that ran
+    and every task whose next step races with it draw fresh priorities, so racing
+    steps are ordered at random while independent ones keep their order.
+
+    The model records what a step wrote, after the fact; a task's next step is
+    estimated by what its previous step wrote (a kernel path keeps working on the
+    same page, PTE table and locks across its consecutive steps). Two steps race
+    when they wrote a common object. Priorities of the other tasks grow by
+    ``decay`` per step, so none starves (shuttle's decay).
+    """
+
+    def __init__(self, rng: random.Random, fail: float = 0.05, decay: float = 1e-3):
+        self.rng = rng
+        self.fail = fail
+        self.decay = decay
+        self.priority: dict[int, float] = {}
+        self.wrote: dict[int, frozenset] = {}     # tid -> objects its last step wrote
+
+    def observe(self, step) -> None:
+        written = frozenset(id(change[0]) for change in step.changes)
+        rng = self.rng
+        priority = self.priority
+        for tid, before in self.wrote.items():
+            if tid != step.tid:
+                if written and not written.isdisjoint(before):
+                    priority[tid] = rng.random()
+                elif tid in priority:
+                    priority[tid] += self.decay
+        priority[step.tid] = rng.random()
+        self.wrote[step.tid] = written
+
+    def choose(self, n, label, runnable):
+        if runnable is None:
+            return 1 if self.rng.random() < self.fail else 0
+        priority = self.priority
+        best, best_p = 0, -1.0
+        for i, task in enumerate(runnable):
+            p = priority.get(task.tid)
+            if p is None:
+                p = priority[task.tid] = self.rng.random()
+            if p > best_p:
+                best, best_p = i, p
+        return best

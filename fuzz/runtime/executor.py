@@ -67,6 +67,11 @@ class Outcome:
         return "clean" if self.verdict == OK else self.verdict
 
 
+def thread_name(pid: int, i: int) -> str:
+    """The task name of the i-th thread of process ``pid`` (its ThreadSpec's place)."""
+    return f"P{pid}.T{i}"
+
+
 class Run:
     """The state of one execution: kernel, scheduler, and the program's processes."""
 
@@ -111,7 +116,7 @@ class Run:
     def _create_threads(self, proc: Process) -> None:
         specs = self.threads_of.get(proc.pid) or [None]
         for i, spec in enumerate(specs):
-            thread = self.kernel.create_thread(proc, f"P{proc.pid}.T{i}")
+            thread = self.kernel.create_thread(proc, thread_name(proc.pid, i))
             self.threads.append((thread, spec))
 
     def _spawn(self, thread, spec) -> None:
@@ -195,18 +200,31 @@ def _killed_threads(run: Run):
 
 
 def _install_checks(run: Run, features: bool):
-    """After every step: the oracles, then (optionally) the feature collector."""
-    check = run.kernel.after_step
-    if not features:
-        run.sched.after_step = check
-        return None
-    collector = FeatureCollector()
-    observe = collector.observe
+    """After every step: the oracles, then (optionally) the feature collector, then the
+    chooser's ``observe(step)`` if it has one (choosers that decide from what the tasks
+    did, as POS does)."""
+    hooks = [run.kernel.after_step]
+    collector = None
+    if features:
+        collector = FeatureCollector()
+        hooks.append(collector.observe)
+    chooser_observe = getattr(run.sched.chooser, "observe", None)
+    if chooser_observe is not None:
+        hooks.append(chooser_observe)
+    if len(hooks) == 1:
+        run.sched.after_step = hooks[0]
+    elif len(hooks) == 2:
+        first, second = hooks
 
-    def after_step(step):
-        check(step)
-        observe(step)
-    run.sched.after_step = after_step
+        def after_step(step):
+            first(step)
+            second(step)
+        run.sched.after_step = after_step
+    else:
+        def after_step(step):
+            for hook in hooks:
+                hook(step)
+        run.sched.after_step = after_step
     return collector
 
 

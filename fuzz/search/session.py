@@ -67,7 +67,8 @@ class SliceRequest:
 class NewEntry:
     text: str                        # the program, .cow text, schedule as followed
     features: list[int]              # its features the worker had not seen
-    reason: str = "features"         # "features" (interleaving) or "coverage" (libFuzzer kept it)
+    reason: str = "features"         # "features" (interleaving), "smaller" (reaches known
+                                     # features more cheaply), "coverage" (libFuzzer kept it)
 
 
 @dataclass
@@ -118,6 +119,9 @@ class Session:
         self.to_replay: deque = deque()  # received entries not replayed (or handed on) yet
         self.replay_here = True          # False: the strategy replays them (takes them here)
         self.replayed = 0                # received entries replayed (or handed on) since reset
+        #: callable(program) -> Outcome that replays a received entry, set by a strategy
+        #: that keeps its own record of every entry (the guided engine); None: a plain run
+        self.replayer = None
         self.features: set[int] = set()
         self.signatures: set[str] = set()
         self.linecov = LineCoverage()
@@ -185,7 +189,10 @@ class Session:
         a violation."""
         while self.to_replay and not self.found:
             program = self.to_replay.popleft()
-            outcome = execute(program, self.variant_cls, features=True)
+            if self.replayer is not None:
+                outcome = self.replayer(program)
+            else:
+                outcome = execute(program, self.variant_cls, features=True)
             self.replayed += 1
             self.features |= outcome.features
             if outcome.failed:
@@ -220,21 +227,31 @@ class Session:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
     # -- executions --------------------------------------------------------------
-    def execute(self, program, chooser=None):
-        """Run ``program``; keep it in the corpus if it reached a new feature."""
-        outcome = execute(program, self.variant_cls, chooser, features=True)
+    def execute(self, program, chooser=None, *, own_features: bool = False):
+        """Run ``program``; keep it in the corpus if it reached a new feature.
+        ``own_features``: the chooser computes the execution's features itself (its
+        ``features`` attribute, filled as it observes the steps)."""
+        outcome = execute(program, self.variant_cls, chooser, features=not own_features)
+        if own_features:
+            outcome.features = chooser.features
         self.runs += 1
         self.decisions_avg += (outcome.decisions - self.decisions_avg) * 0.05
         new = outcome.features - self.features
         if new:
-            self.features |= new
-            self.new_features.extend(new)
-            kept = replace(program.with_schedule(outcome.schedule), found_on=self.variant_name)
-            self._add(kept, NewEntry(format_program(kept), sorted(new)))
+            self.add(program.with_schedule(outcome.schedule), new)
         if outcome.failed:
             self.record(outcome.status, signature(outcome, self.variant_name),
                         program.with_schedule(outcome.schedule))
         return outcome
+
+    def add(self, program, new_features=(), reason: str = "features") -> None:
+        """Keep ``program`` (with the schedule it followed) in the corpus: it reached
+        ``new_features``, or (``reason`` "smaller") known features more cheaply."""
+        new_features = set(new_features)
+        self.features |= new_features
+        self.new_features.extend(new_features)
+        kept = replace(program, found_on=self.variant_name)
+        self._add(kept, NewEntry(format_program(kept), sorted(new_features), reason))
 
     def keep(self, program) -> None:
         """Keep a program that another engine judged new (libFuzzer's units), unrun; its

@@ -16,7 +16,8 @@ Two ways in, kept apart on purpose:
   ini option ``cowfuzz_designs``, or their own code.
 
 Built-in designs register here with ``@register`` (model/variants/cowpte/:
-the COW PTE designs; model/variants/historical/: kernels with a known bug).
+the COW PTE designs; model/variants/historical/: kernels with a known bug;
+model/variants/mutants/: one race each, the deep tier of the bug benchmark).
 model/variants/diff.py shows what a design changes against upstream.
 """
 
@@ -152,4 +153,4 @@ def declared_specs(classes) -> list[str]:
 
 
 # The built-in designs register themselves on import (after VARIANTS exists).
-from model.variants import cowpte, historical  # noqa: E402,F401
+from model.variants import cowpte, historical, mutants  # noqa: E402,F401

@@ -48,9 +48,23 @@ STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in (
                  "libFuzzer (atheris) on the byte form: line coverage of model/ plus "
                  "interleaving features, structure-aware mutation and crossover",
                  replays_corpus=True),
+    StrategyInfo("guided", "guided", "Guided",
+                 "pure-Python engine: a corpus guided by interleaving and state coverage, "
+                 "programs re-run with fresh interleavings, rare features favoured, "
+                 "schedule mutations aimed at conflicting steps"),
+    StrategyInfo("portfolio", "portfolio", "Portfolio",
+                 "with --jobs N: guided on the first worker, differently configured "
+                 "strategies (guided with more generation, pct, surw) on the others, "
+                 "one shared corpus; with one job, guided"),
     StrategyInfo("random", "random_walk", "RandomWalk",
                  "random programs, random walk over schedules"),
     StrategyInfo("pct", "pct", "Pct", "random programs under PCT priority scheduling (depth 3)"),
+    StrategyInfo("pos", "pos", "Pos",
+                 "random programs under partial order sampling (priorities re-drawn for "
+                 "racing tasks)"),
+    StrategyInfo("surw", "surw", "Surw",
+                 "random programs under a selectively uniform random walk (tasks weighted "
+                 "by their remaining state-changing steps)"),
     StrategyInfo("exhaustive", "exhaustive", "Exhaustive",
                  "small programs, every schedule up to 2 preemptions, fewest first"),
     StrategyInfo("hypothesis", "hypothesis_search", "HypothesisSearch",

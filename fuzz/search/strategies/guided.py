@@ -1,0 +1,152 @@
+"""Guided: a corpus of programs guided by interleaving and state coverage, re-run
+with fresh interleavings and mutated where the interleavings conflict
+(fuzz/search/guided/). Pure Python: no instrumentation of ``model/``, so an
+execution costs little more than a random one.
+
+Each iteration either generates a program (as random does) or picks a corpus
+entry by its energy -- the rarity of its features -- and makes one of:
+
+* a fresh interleaving: the entry's recorded schedule cut at a random
+  decision, a newly seeded walk after it;
+* a schedule aimed at a conflict the entry reached (swap, delay, tighten);
+* a program mutation (fuzz/program/mutate.py), its schedule left to the walk;
+* its program sliced to the operations that took part in a conflict.
+
+The sampler past the prefix is drawn per execution: random walks of
+several switch probabilities (some let a task run long uninterrupted,
+others switch often) and PCT. An execution that reaches a feature no
+earlier one did joins the corpus with the schedule it followed, which
+replays it exactly; so does one that reaches a known feature in far fewer
+steps than the entry that owns it (libFuzzer's -reduce_inputs), so that
+features drift to small programs. Options: ``generate``, the share of fresh
+programs.
+
+Entries other workers found reach the engine through the session's
+background replay, which runs them with the engine's probe (``replayer``)
+so that each joins with its record; when the campaign replaces the corpus
+(distillation), the engine starts a new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from fuzz.program.generate import random_program
+from fuzz.program.mutate import PROGRAM_MUTATION_WEIGHTS, crossover, delete_op, mutate
+from fuzz.program.program import ThreadSpec
+from fuzz.runtime.executor import execute, thread_name
+from fuzz.search.guided.corpus import Corpus, Entry
+from fuzz.search.guided.probe import Probe
+from fuzz.search.guided.schedules import targeted
+
+#: probability of generating a fresh program instead of picking an entry
+GENERATE = 0.2
+#: what to do with a picked entry: (kind, weight)
+MOVES = (("reseed", 4), ("targeted", 3), ("mutate", 3), ("crossover", 1), ("slice", 1))
+#: the samplers past the prefix, drawn per execution: random walks that switch task
+#: with these probabilities, and PCT of these depths (switch 0)
+SAMPLERS = ((0.1, 0), (0.2, 0), (0.3, 0), (0.5, 0), (0.0, 2), (0.0, 3), (0.0, 3))
+#: operations per thread of a generated program: small programs leave the walk fewer
+#: ways to miss a window; mutations grow the ones that matter
+GENERATED_OPS = 4
+#: mutated programs keep at most this many operations: bigger programs cost more per
+#: execution and rarely matter
+MAX_PROGRAM_OPS = 12
+
+
+def _bounded(rng, program):
+    while program.op_count() > MAX_PROGRAM_OPS:
+        program = delete_op(rng, program)
+    return program
+
+
+def _slice(entry):
+    """The entry's program with only the operations that took part in a conflict (and the
+    forks): what the threads did apart from one another cannot change an interleaving.
+    None if nothing would go. Threads stay, even empty, so that each keeps its name."""
+    keep: dict[str, set] = {}
+    for tid, k in entry.racing:
+        name = entry.names.get(tid)
+        if name is not None and k >= 0:
+            keep.setdefault(name, set()).add(k)
+    seen = set(entry.names.values())
+    index: dict[int, int] = {}
+    threads = []
+    for spec in entry.program.threads:
+        i = index.get(spec.pid, 0)
+        index[spec.pid] = i + 1
+        name = thread_name(spec.pid, i)
+        if name not in seen:
+            threads.append(spec)
+            continue
+        ks = keep.get(name, ())
+        threads.append(ThreadSpec(spec.pid, tuple(op for j, op in enumerate(spec.ops)
+                                                  if j in ks or op.name == "fork")))
+    program = replace(entry.program, threads=tuple(threads), schedule=())
+    return program if program.op_count() < entry.program.op_count() else None
+
+
+class Guided:
+    def __init__(self, session, options: dict):
+        self.session = session
+        self.generate = options.get("generate", GENERATE)
+        self.corpus = Corpus()
+        self.generation = session.corpus_generation   # of the corpus ours was built from
+        self.moves = [m for m, w in MOVES for _ in range(w)]
+        session.replayer = self._replay
+
+    def _next_input(self, rng):
+        """(program, prefix) for the next execution."""
+        corpus = self.corpus
+        if not len(corpus) or rng.random() < self.generate:
+            return random_program(rng, max_threads=3, max_ops=GENERATED_OPS, schedule_len=0), ()
+        entry = corpus.pick(rng)
+        move = rng.choice(self.moves)
+        if move == "targeted" and entry.conflicts:
+            prefix = targeted(rng, entry.choices, entry.decisions, entry.tids,
+                              rng.choice(entry.conflicts))
+            if prefix is not None:
+                return entry.program, prefix
+            move = "reseed"
+        if move == "mutate":
+            return _bounded(rng, mutate(rng, entry.program, weights=PROGRAM_MUTATION_WEIGHTS)), ()
+        if move == "slice":
+            sliced = _slice(entry)
+            if sliced is not None:
+                return sliced, ()
+            move = "crossover"
+        if move == "crossover":
+            other = corpus.pick(rng)
+            return _bounded(rng, crossover(rng, entry.program, other.program)), ()
+        return entry.program, entry.choices[:rng.randint(0, len(entry.choices))]
+
+    def _replay(self, program):
+        """A received entry, run once along its schedule (the session's replay): it joins
+        the engine's corpus with its record."""
+        probe = Probe(program.schedule, 0, switch=0.0)
+        outcome = execute(program, self.session.variant_cls, probe)
+        outcome.features = probe.features
+        self.corpus.add(Entry(program, probe.features, probe))
+        return outcome
+
+    def run_slice(self, rng) -> None:
+        session = self.session
+        if self.generation != session.corpus_generation:     # the corpus was replaced
+            self.generation = session.corpus_generation
+            self.corpus = Corpus()
+        while not session.done():
+            program, prefix = self._next_input(rng)
+            switch, depth = rng.choice(SAMPLERS)
+            probe = Probe(prefix, rng.getrandbits(32), switch=switch, pct_depth=depth,
+                          k=int(session.decisions_avg * 1.2) + 10,
+                          fail=0.05 if program.fault_injection else 0.0)
+            kept = len(session.corpus)
+            outcome = session.execute(program, probe, own_features=True)
+            self.corpus.count(outcome.features)
+            if len(session.corpus) == kept and self.corpus.reduces(outcome.features, probe.steps):
+                session.add(program.with_schedule(outcome.schedule), reason="smaller")
+            if len(session.corpus) > kept:
+                self.corpus.add(Entry(session.corpus[-1], outcome.features, probe))
+
+    def close(self) -> None:
+        pass

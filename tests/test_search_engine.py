@@ -1,0 +1,147 @@
+"""The sampling choosers and the guided engine: every run replays from the schedule
+it recorded, the same seed gives the same search in any process, and the engine's
+parts do what they say (feature owners, conflict-aimed schedules, collide)."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from fuzz.program.generate import random_program
+from fuzz.program.mutate import collide_op
+from fuzz.program.program import Op, Program, ThreadSpec
+from fuzz.runtime.choosers import POSChooser, ReplayChooser
+from fuzz.runtime.executor import execute
+from fuzz.runtime.urw import EventCounts, URWChooser
+from fuzz.search.guided.corpus import Corpus, Entry
+from fuzz.search.guided.probe import Probe
+from fuzz.search.guided.schedules import targeted
+from model.kernel import Kernel
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COUNTS = EventCounts()
+CHOOSERS = {
+    "pos": lambda rng, p: POSChooser(rng, fail=0.1),
+    "surw": lambda rng, p: URWChooser(rng, p, COUNTS, fail=0.1),
+    "walk": lambda rng, p: Probe((1, 0, 2), rng.getrandbits(32), switch=0.3, fail=0.1),
+    "pct": lambda rng, p: Probe((), rng.getrandbits(32), pct_depth=3, k=60),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHOOSERS))
+def test_every_run_replays_from_its_recorded_schedule(name):
+    rng = random.Random(7)
+    for seed in range(25):
+        p = random_program(random.Random(seed), max_threads=3, max_ops=6, schedule_len=0)
+        p = Program(p.mappings, p.threads, (), fault_injection=seed % 3 == 0)
+        first = execute(p, Kernel, CHOOSERS[name](rng, p))
+        again = execute(p, Kernel, ReplayChooser(first.schedule))
+        assert again.trace.render_text() == first.trace.render_text(), (name, seed)
+
+
+def _search_in_subprocess(strategy: str, hashseed: str) -> str:
+    code = textwrap.dedent(f"""
+        import tempfile
+        from fuzz.search.session import Session
+        from fuzz.search.strategies import STRATEGIES
+        from fuzz.search.worker import slice_rng
+        from model.kernel import Kernel
+        with tempfile.TemporaryDirectory() as d:
+            s = Session(Kernel, "upstream", d)
+            obj = STRATEGIES[{strategy!r}].create(s, {{"seed": 5}})
+            for k in (1, 2):
+                s.begin_slice(k, None, 150)
+                obj.run_slice(slice_rng(5, 0, k))
+            print("\\n--\\n".join(e.text for e in s.new_entries), end="")
+    """)
+    env = dict(os.environ, PYTHONHASHSEED=hashseed, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                          capture_output=True, text=True).stdout
+
+
+@pytest.mark.parametrize("strategy", ["guided", "pos", "surw"])
+def test_a_search_is_the_same_in_any_process(strategy):
+    a = _search_in_subprocess(strategy, "1")
+    b = _search_in_subprocess(strategy, "777")
+    assert a and a == b
+
+
+class _Probe:
+    steps = 0
+    decisions, tids, conflicts, racing, names = [], [], [], set(), {}
+
+
+def test_a_feature_weighs_on_its_cheapest_entry_only():
+    corpus = Corpus()
+    big, small = _Probe(), _Probe()
+    big.steps, small.steps = 90, 30
+    a = Entry(Program(), {1, 2}, big)
+    b = Entry(Program(), {2}, small)
+    corpus.add(a)
+    corpus.add(b)
+    corpus.count([1, 2])
+    corpus.count([2])
+    corpus.weigh()
+    assert a.energy == pytest.approx(1.0)          # feature 1: hit once, owned by a
+    assert b.energy == pytest.approx(0.5)          # feature 2: hit twice, b is cheaper
+
+
+def test_a_conflict_aimed_schedule_reorders_the_conflicting_steps():
+    # step 3 (task 1) and step 5 (task 2) wrote the same object; decision 1 started step 3
+    # choosing among tasks (1, 2); a swap runs task 2 there instead
+    decisions = [(1, (1, 2), 0), (3, (1, 2), 0), (5, (2, 1), 0)]
+    tids = [0, 1, 1, 1, 2, 2]
+    choices = tuple(d[2] for d in decisions)
+    prefixes = set()
+    for seed in range(200):
+        prefix = targeted(random.Random(seed), choices, decisions, tids, (3, 5))
+        if prefix is not None:
+            prefixes.add(prefix[:2])
+    assert (0, 1) in prefixes                      # swap: task 2 before task 1's step 3
+    assert all(p[0] == 0 for p in prefixes if len(p) > 1)    # decision 0 is kept
+
+
+def test_collide_races_an_operation_with_its_copy():
+    p = Program(threads=(ThreadSpec(0, (Op("dontneed", (0, 1)),)),))
+    q = collide_op(random.Random(0), p)
+    assert [t.ops for t in q.threads] == [(Op("dontneed", (0, 1)),)] * 2
+
+
+RECEIVED = """cowfuzz 1
+map 0 1 anon rw populate=write
+thread 0
+  fork 1
+thread 0
+  write 0
+"""
+
+
+def test_the_guided_engine_takes_received_entries_through_the_session_replay(tmp_path):
+    """Entries from other workers run once, in the session's background replay, with the
+    engine's probe: each joins the engine's corpus with its record, and none runs twice.
+    A distilled corpus (reset) replaces the engine's."""
+    from fuzz.search.session import Session
+    from fuzz.search.strategies import STRATEGIES
+    from fuzz.search.worker import slice_rng
+    session = Session(Kernel, "upstream", tmp_path)
+    guided = STRATEGIES["guided"].create(session, {"seed": 1})
+    assert session.replayer is not None
+    session.begin_slice(1, None, 20)
+    session.sync([RECEIVED], [], replay=not STRATEGIES["guided"].replays_corpus)
+    guided.run_slice(slice_rng(1, 0, 1))
+    assert session.replayed == 1 and not session.to_replay
+    received = [e for e in guided.corpus.entries if e.program is session.corpus[0]]
+    assert len(received) == 1 and received[0].features and received[0].decisions
+    assert set(received[0].features) <= session.features
+    assert len(guided.corpus.entries) == len(session.corpus) > 1    # and the slice's own
+    session.begin_slice(2, None, 5)
+    session.sync([RECEIVED], [], reset=True)
+    guided.run_slice(slice_rng(1, 0, 2))
+    assert session.replayed == 1
+    assert guided.corpus.entries[0].program is session.corpus[0]
+    assert len(guided.corpus.entries) == len(session.corpus)
