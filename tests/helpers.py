@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fuzz.runtime.executor import execute
 from fuzz.program.program import Mapping, Op, Program, ThreadSpec
+from fuzz.program.textcodec import parse_program
+from fuzz.runtime.executor import execute
 from model.kernel import Kernel
 
 
@@ -34,3 +35,19 @@ def results(outcome) -> dict[str, list]:
 
 def run(program, variant=Kernel, **kw):
     return execute(program, variant, **kw)
+
+
+def program(body: str, maps: str = "map 0 1 anon rw populate=write\n", header: str = ""):
+    """A program from its .cow text after the first line: ``header`` lines, ``maps``, ``body``."""
+    return parse_program("cowfuzz 1\n" + header + maps + body)
+
+
+def changes(outcome, label: str) -> list[str]:
+    """The changes of every step at ``label``, as "object.field old->new"."""
+    trace = outcome.trace
+    return [f"{o}.{f} {a}->{b}" for s in trace.steps if s.label == label
+            for o, f, a, b in trace.changes_of(s)]
+
+
+def labels(outcome) -> list[str]:
+    return [s.label for s in outcome.trace.steps]

@@ -7,30 +7,17 @@ from __future__ import annotations
 
 import pytest
 
-from fuzz.program.textcodec import parse_program
 from fuzz.runtime.executor import execute
 from fuzz.triage.explore import exploration, explore
 from model.kernel import Kernel
 from model.variants import get_variant
 from tests import designs
+from tests.helpers import changes, labels, program
 
 RELAXED = get_variant("cowpte-relaxed")
 V4 = get_variant("cowpte-v4")
 
 
-def program(body: str, maps: str = "map 0 1 anon rw populate=write\n", header: str = ""):
-    return parse_program("cowfuzz 1\n" + header + maps + body)
-
-
-def changes(outcome, label: str) -> list[str]:
-    """The changes of every step at ``label``, as "object.field old->new"."""
-    trace = outcome.trace
-    return [f"{o}.{f} {a}->{b}" for s in trace.steps if s.label == label
-            for o, f, a, b in trace.changes_of(s)]
-
-
-def labels(outcome) -> list[str]:
-    return [s.label for s in outcome.trace.steps]
 
 
 def results(outcome) -> list:
