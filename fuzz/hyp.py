@@ -58,11 +58,16 @@ settings.register_profile("cowfuzz", max_examples=1000, deadline=None, stateful_
 SETTINGS = settings.get_profile("cowfuzz")
 
 
+def _repeats(name: str) -> int:
+    """How often a name appears in a draw (Hypothesis samples uniformly): by its
+    weight in generated programs, at least once."""
+    return max(1, (OPERATIONS[name].weight + 1) // 2)
+
+
 def weighted_ops() -> tuple[str, ...]:
-    """The default draw: operation names in shrink order, each repeated by its weight
-    in generated programs (Hypothesis samples uniformly), at least once."""
-    return tuple(name for name in shrink_order()
-                 for _ in range(max(1, (OPERATIONS[name].weight + 1) // 2)))
+    """Operation names in shrink order, each repeated by its weight: a flat draw for
+    ``operations`` (``programs`` draws a kind first, see ``operation_kinds``)."""
+    return tuple(name for name in shrink_order() for _ in range(_repeats(name)))
 
 
 #: a preemption: switch to the k-th runnable task after the current one
@@ -180,7 +185,7 @@ KINDS_OF_OPERATION = (
 def operation_kinds(names) -> tuple[tuple[str, ...], ...]:
     """``KINDS_OF_OPERATION`` restricted to ``names``, each name repeated by its
     generation weight; the rest of ``names`` form one more kind."""
-    weighted = {n: max(1, (OPERATIONS[n].weight + 1) // 2) for n in names}
+    weighted = {n: _repeats(n) for n in names}
     known = {n for kind in KINDS_OF_OPERATION for n in kind}
     kinds = [tuple(n for n in kind if n in weighted for _ in range(weighted[n]))
              for kind in KINDS_OF_OPERATION]
@@ -327,9 +332,10 @@ def check(program: Program, variant_cls, variant_name: str | None = None):
     if outcome.failed:
         name = variant_name or getattr(variant_cls, "name", None) or variant_cls.__name__
         failing = program.with_schedule(outcome.schedule)
-        raise ProgramFailed.of(outcome.status)(f"{outcome.trace.verdict}\n{make_token(program, name)}\n"
-                            f"{format_program(failing)}\n"
-                            f"{render_text(build_report(program, name, outcome))}")
+        raise ProgramFailed.of(outcome.status)(
+            f"{outcome.trace.verdict}\n{make_token(program, name)}\n"
+            f"{format_program(failing)}\n"
+            f"{render_text(build_report(program, name, outcome))}")
     return outcome
 
 
