@@ -243,11 +243,11 @@ def programs(draw, *, max_threads: int = 3, max_ops: int = 6, ops=None,
     """Programs shaped like the scenarios COW bugs are made of, plus racers.
 
     A subject mapping (mostly populated private anonymous memory) and up to
-    two more. Three times in four, process 0 plays the roles of ``ROLES``
-    before it forks process 1, and the two play the rest in turn, each turn
+    two more. Process 0 plays the first of ``ROLES``; three times in four it
+    then forks process 1, and the two play the rest in turn, each turn
     handed over by an event (``signal k`` ends one, ``wait k`` starts the
     next): "the child vmsplices and unmaps, then the parent writes" needs
-    no lucky schedule. Otherwise one thread runs up to ``max_ops``
+    no lucky schedule. Otherwise process 0 goes on, up to ``max_ops``
     operations. Up to ``max_threads`` threads in all: the others (of
     either process) race beside the scenario, unordered, and the schedule
     adds preemptions. Half of the addresses drawn are the subject's first
@@ -278,9 +278,10 @@ def programs(draw, *, max_threads: int = 3, max_ops: int = 6, ops=None,
         return operations(vas, players, focus=subject.va, pids=(0, 1)) if players else None
 
     step = operations(vas, kinds, focus=subject.va, pids=(0, 1))
+    prepared = draw(_role(playing("prepare"), step))
     forked = "fork" in names and max_threads > 1 and draw(st.integers(0, 3)) > 0
     if forked:
-        ops_of = {0: draw(_role(playing("prepare"), step)) + [Op("fork", (1,))], 1: []}
+        ops_of = {0: prepared + [Op("fork", (1,))], 1: []}
         first = draw(st.sampled_from((1, 0)))
         last, event = 0, 0
         for who, role in AFTER_FORK:
@@ -295,7 +296,9 @@ def programs(draw, *, max_threads: int = 3, max_ops: int = 6, ops=None,
                 last = pid
         threads = [ThreadSpec(pid, tuple(o)) for pid, o in ops_of.items() if o]
     else:
-        threads = [ThreadSpec(0, tuple(draw(st.lists(step, min_size=1, max_size=max_ops))))]
+        more = draw(st.lists(step, min_size=0 if prepared else 1,
+                             max_size=max(0, max_ops - len(prepared))))
+        threads = [ThreadSpec(0, tuple(prepared + more))]
     for _ in range(draw(st.integers(0, max_threads - len(threads)))):
         pid = draw(st.sampled_from(RACER_PIDS)) if forked else 0
         threads.append(ThreadSpec(pid, tuple(draw(st.lists(
