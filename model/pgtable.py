@@ -236,8 +236,9 @@ def pmd_write(pmd) -> bool:
     return pmd.write
 
 
-def pmd_wrprotect(pmd: Pmd) -> Pmd:
-    return Pmd(pmd.table, False)
+def pmd_wrprotect(pmd: Pmd | None) -> Pmd | None:
+    """arch/x86 pmd_wrprotect: clears _PAGE_RW, so a none pmd (0) stays none."""
+    return None if pmd is None else Pmd(pmd.table, False)
 
 
 def pmd_mkwrite(pmd: Pmd) -> Pmd:
