@@ -136,9 +136,9 @@ def test_hypothesis_draws_a_new_operation(poke):
     assert shrink_order()[-1] == "poke" and "poke" in weighted_ops()
     op = find(operations(), lambda o: o.name == "poke", settings=FIND)
     assert op == Op("poke", (0, "quiet"))                 # shrunk to the first values
-    program = find(programs(), lambda p: any(o.name == "poke" for t in p.threads for o in t.ops),
-                   settings=FIND)
-    assert program.op_count() == 1
+    # programs() draws it too (find fails if no example has it)
+    find(programs(), lambda p: any(o.name == "poke" for t in p.threads for o in t.ops),
+         settings=FIND)
 
 
 def test_the_executor_runs_a_new_operation(poke):

@@ -60,7 +60,7 @@ def hunt(strategy: str, seed: int, budget: int, tmp_path) -> Session:
 # and find the bug well inside the budget, deterministically except for coverage
 CASES = [("guided", 3, 40000), ("portfolio", 3, 40000), ("random", 3, 40000), ("pct", 2, 40000),
          ("pos", 3, 40000), ("surw", 2, 40000), ("exhaustive", 3, 40000),
-         ("hypothesis", 1, 40000), ("coverage", 1, 150)]
+         ("hypothesis", 4, 40000), ("coverage", 1, 150)]
 
 
 @pytest.mark.slow
