@@ -18,10 +18,10 @@ domain and the schedule towards zeros (fewer preemptions). ``check`` raises
 one exception type per oracle, so each oracle's failure shrinks and is
 reported on its own.
 
-``KernelMachine`` is the stateful mode: rules append operations to threads
-(a fork rule adds the child's thread), events that order two threads, and
-preemptions to the schedule;
-after every rule the program built so far runs, and no oracle may fire.
+``KernelMachine`` is the stateful mode: each example starts from a scenario
+``programs()`` draws, and rules append operations to threads (a fork rule
+adds the child's thread), events that order two threads, and preemptions to
+the schedule; the program built runs at the end, and no oracle may fire.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import functools
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from fuzz.program.bytecodec import MAX_OPS, MAX_THREADS
 from fuzz.program.ops import (
@@ -345,8 +345,22 @@ def check(program: Program, variant_cls, variant_name: str | None = None):
 
 THREAD = st.integers(0, MAX_THREADS - 1)      # reduced modulo the threads there are
 SLOT = st.sampled_from(SLOT_ARG.domain[:2])
-MACHINE_PAGES = (0, 1, 4)                      # the machine's mapped pages
-PAGE = st.sampled_from(MACHINE_PAGES)
+PAGE = st.integers(0, USER_PAGES - 1)          # reduced modulo the mapped pages
+
+
+def _uses(program: Program, name: str) -> int:
+    """One more than the largest first argument of ``name`` in ``program`` (0 if none):
+    the next child pid (``fork``) or event (``signal``) a rule may use."""
+    return max((op.args[0] + 1 for t in program.threads for op in t.ops if op.name == name),
+               default=0)
+
+
+def _focus(program: Program, vas: tuple[int, ...]) -> int:
+    """The page the scenario is about: the one its operations name most (the lowest of
+    a tie), as ``programs()`` draws half of its addresses on its subject's page."""
+    named = [op.args[OPERATIONS[op.name].arg_names.index("va")]
+             for t in program.threads for op in t.ops if "va" in OPERATIONS[op.name].arg_names]
+    return max(vas, key=lambda va: (named.count(va), -va))
 
 
 class KernelMachine(RuleBasedStateMachine):
@@ -356,13 +370,15 @@ class KernelMachine(RuleBasedStateMachine):
             variant = MyKernel
         TestMyDesignCase = TestMyDesign.TestCase
 
-    Process 0 starts with two threads, two anon pages (va 0-1, written) and
-    a private file page (va 4, read). Each rule is a kernel entry point
-    appended to a thread; ``fork_and_take_turns`` forks and has the two processes take
-    a COW scenario's turns; ``hand_over`` orders two threads with an event and
-    ``preempt`` extends the schedule. After every rule the whole program so
-    far runs from the start (a run is a few milliseconds), so a failure
-    names the shortest rule sequence Hypothesis can shrink to.
+    Each example starts from a scenario ``programs()`` draws (a subject
+    mapping, perhaps a fork and the turns of a COW bug handed over by
+    events, a racer), so the steps a bug is made of are there from the
+    start; the rules then grow it. Each rule is a kernel entry point
+    appended to a thread; ``fork_and_take_turns`` forks and has the two
+    processes take a COW scenario's turns; ``hand_over`` orders two threads
+    with an event and ``preempt`` extends the schedule. When the rules are
+    done, the program runs and no oracle may fire; a failure shrinks to the
+    shortest rule sequence Hypothesis finds.
     """
 
     variant = None                    # a model.kernel.Kernel subclass; upstream by default
@@ -372,19 +388,42 @@ class KernelMachine(RuleBasedStateMachine):
         if self.variant is None:
             from model.kernel import Kernel
             self.variant = Kernel
-        self.maps = (fit_mapping(0, 2, "anon", "rw", 0, "write"),
-                     fit_mapping(4, 1, "file", "rw", 0, "read"))
-        self.threads: list[ThreadSpec] = [ThreadSpec(0, ()), ThreadSpec(0, ())]
+        self.maps: tuple = ()
+        self.vas: tuple[int, ...] = ()
+        self.focus = 0
+        self.threads: list[ThreadSpec] = []
         self.schedule: list[int] = []
+        self.swap = SWAPS[0]
         self.next_child = 1
         self.next_event = 0
 
+    @initialize(start=programs(max_threads=2))
+    def scenario(self, start: Program):
+        """The program the rules grow: a scenario, with a second thread of process 0
+        if it has only one."""
+        self.maps = start.mappings
+        self.vas = tuple(va for m in start.mappings for va in range(m.va, m.va + m.npages))
+        self.threads = list(start.threads)
+        if len(self.threads) == 1:
+            self.threads.append(ThreadSpec(0, ()))
+        self.schedule = list(start.schedule)
+        self.focus = _focus(start, self.vas)
+        self.swap = start.swap
+        self.next_child = max(1, _uses(start, "fork"))
+        self.next_event = _uses(start, "signal")
+
     def program(self) -> Program:
-        return Program(self.maps, tuple(self.threads), tuple(self.schedule))
+        return Program(self.maps, tuple(self.threads), tuple(self.schedule), swap=self.swap)
+
+    def page(self, index: int) -> int:
+        """A mapped page (rules draw an index: it shrinks towards the first page)."""
+        return self.vas[index % len(self.vas)]
 
     def _append(self, index: int, name: str, **values) -> None:
         """Append operation ``name`` to a thread; its arguments, in the operation
         table's order, are taken by name from ``values``."""
+        if "va" in values:
+            values["va"] = self.page(values["va"])
         args = tuple(values[arg] for arg in OPERATIONS[name].arg_names)
         i = index % len(self.threads)
         t = self.threads[i]
@@ -439,11 +478,11 @@ class KernelMachine(RuleBasedStateMachine):
         self.next_child += 1
         child = len(self.threads) - 1
         names = tuple(o.name for o in OPERATIONS.values() if o.weight and o.name not in SKELETON)
-        step = operations(MACHINE_PAGES, operation_kinds(names), focus=0, pids=pids)
+        step = operations(self.vas, operation_kinds(names), focus=self.focus, pids=pids)
         first = data.draw(st.sampled_from((child, parent)))
         last = parent
         for who, role in AFTER_FORK:
-            players = operations(MACHINE_PAGES, ROLES[role], focus=0, pids=pids)
+            players = operations(self.vas, ROLES[role], focus=self.focus, pids=pids)
             got = data.draw(_role(players, step))
             if not got:
                 continue
@@ -476,6 +515,8 @@ class KernelMachine(RuleBasedStateMachine):
         """Extend the schedule: ``gap`` decisions without a switch, then one."""
         self.schedule.extend([0] * gap + [choice])
 
-    @invariant()
-    def no_oracle_fires(self):
+    def teardown(self):
+        """No oracle may fire on the program the rules built. One run per example, not
+        one per rule: Hypothesis' shrinker finds the shortest rule sequence anyway, and a
+        run after every rule made each shrinking step cost up to a dozen runs."""
         check(self.program(), self.variant)
