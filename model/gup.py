@@ -21,7 +21,7 @@ by unpin or when the process's files are closed at exit.
 
 from __future__ import annotations
 
-from model.oracles.errors import KernelBug
+from model.oracles.errors import KernelBug, UseAfterFree
 from model.flags import (EAGAIN, EBUSY, EEXIST, EFAULT, EMLINK, ENOMEM, FAULT_FLAG_ALLOW_RETRY,
                          FAULT_FLAG_KILLABLE, FAULT_FLAG_REMOTE, FAULT_FLAG_TRIED,
                          FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, FOLL_ANON, FOLL_FORCE, FOLL_GET,
@@ -337,7 +337,8 @@ class GupOps:
         sched = self.sched
         table = pmd.table
         if table.freed:
-            self.bug(f"GUP-fast walks freed page table {table.name}", table=table.name, va=addr)
+            raise UseAfterFree(f"GUP-fast walks freed page table {table.name}",
+                               mm=mm.mid, va=addr, table=table.name)
         pte = table.ptes[pte_index(addr)]
         if pte is None or not pte.present:
             return None

@@ -187,6 +187,10 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
             if ptep is None:
                 return None
             await ptep.table.ptl.lock(self.sched, label)
+            if ptep.table.freed:     # the spinlock lives in the table's struct ptdesc
+                raise UseAfterFree(f"{mm.name} takes the ptl of freed page table "
+                                   f"{ptep.table.name}", mm=mm.mid, va=addr,
+                                   table=ptep.table.name)
             if mm.pmd[pmd_index(addr)] == pmdval:
                 return ptep
             ptep.table.ptl.unlock(self.sched)

@@ -12,4 +12,4 @@ Each has a hand-minimized reproducer in corpus/<name>/, clean upstream.
 
 from model.variants.mutants import (  # noqa: F401  (they register themselves)
     clear_refs_read_lock, gup_fast_seq_parity, pageout_before_flush, parallel_zap_flush_miss,
-    reclaim_batched_flush_miss)
+    reclaim_batched_flush_miss, table_free_no_rcu)
