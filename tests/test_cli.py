@@ -147,11 +147,11 @@ def test_version():
 
 
 # -- Ctrl-C ----------------------------------------------------------------------------------
-def interrupted(args, when: str):
+def interrupted(args, when: str, env=ENV):
     """Run cowfuzz in its own process group, send the group SIGINT (as a terminal's Ctrl-C
     does) once a line containing ``when`` is out, and return (exit status, all output)."""
     proc = subprocess.Popen([sys.executable, "-m", "fuzz.cli", *map(str, args)], cwd=ROOT,
-                            env=ENV, text=True, stdout=subprocess.PIPE,
+                            env=env, text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     seen = []
     for line in proc.stdout:
@@ -176,13 +176,14 @@ def test_ctrl_c_stops_a_campaign_without_a_traceback(tmp_path, when):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_the_benchmark_at_once_without_a_traceback():
+def test_ctrl_c_stops_the_benchmark_at_once_without_a_traceback(tmp_path):
     status, out = interrupted(["bench", "--variants", "reuse-mapcount", "upstream",
                                "--strategies", "random", "--trials", 3, "--budget", 60,
-                               "--jobs", 2], "[1/")
+                               "--jobs", 2], "[1/", env={**ENV, "TMPDIR": str(tmp_path)})
     assert status == 130, out
     assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
     assert out.splitlines()[-1] == "cowfuzz: interrupted"
+    assert list(tmp_path.iterdir()) == [], "the trials stopped left their folders behind"
 
 
 def test_report_on_an_unknown_variant_is_one_line_and_exit_2(tmp_path):

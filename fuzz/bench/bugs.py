@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import signal
 import statistics
 import sys
 from pathlib import Path
@@ -178,7 +179,14 @@ def _run(job) -> dict:
 
 def _start_worker(designs) -> None:
     ignore_ctrl_c()                  # Ctrl-C stops the benchmark, which stops the trials
+    signal.signal(signal.SIGTERM, _leave)
     load_designs(designs)
+
+
+def _leave(signum, frame) -> None:
+    """The pool terminates its workers with SIGTERM: leave by SystemExit, so the trial
+    running removes its temporary folder on the way out."""
+    raise SystemExit(128 + signum)
 
 
 def run(variants, strategies, trials: int, budget: float, jobs: int, progress=None) -> list:
