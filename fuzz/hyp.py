@@ -366,9 +366,10 @@ def _focus(program: Program, vas: tuple[int, ...]) -> int:
 class KernelMachine(RuleBasedStateMachine):
     """Stateful test of a variant: subclass, set ``variant``, and collect ``TestCase``.
 
-        class TestMyDesign(KernelMachine):
+        @SETTINGS
+        class MyDesignMachine(KernelMachine):
             variant = MyKernel
-        TestMyDesignCase = TestMyDesign.TestCase
+        TestMyDesign = MyDesignMachine.TestCase
 
     Each example starts from a scenario ``programs()`` draws (a subject
     mapping, perhaps a fork and the turns of a COW bug handed over by
