@@ -1,6 +1,6 @@
-"""The deep tier of the bug benchmark (model/variants/mutants/).
+"""The mutants (model/variants/mutants/), the deep tier of the bug benchmark among them.
 
-Every variant there is a deep race with complete metadata; its hand-written
+Every variant there is a race with complete metadata; its hand-written
 reproducer (corpus/<name>/*.cow) fires exactly its expected oracle and is
 clean upstream; and cow.c, a sequential suite, sees nothing in it that the
 design it builds on does not already show: each bug needs a race.
@@ -28,9 +28,9 @@ MUTANTS = {name: cls for name, cls in VARIANTS.items()
            if cls.__module__.startswith(mutants.__name__ + ".")}
 
 
-def test_the_deep_tier_is_the_mutants():
-    assert len(MUTANTS) >= 6
-    assert {name for name in VARIANTS if tier(name) == "deep"} == set(MUTANTS)
+def test_the_deep_tier_is_drawn_from_the_mutants():
+    deep = {name for name in VARIANTS if tier(name) == "deep"}
+    assert len(deep) >= 5 and deep <= set(MUTANTS)
 
 
 @pytest.mark.parametrize("name", sorted(MUTANTS))

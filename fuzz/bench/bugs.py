@@ -6,7 +6,7 @@ designs known to break several oracles) and strategy, N trials with seeds
 -- on one core, until the first violation of the expected oracle or the
 budget. The bugs come in two tiers, by a variant's ``tier`` attribute: the
 shallow tier (historical bugs a random walk finds within a few thousand
-executions) and the deep tier (model/variants/mutants/: races a random walk
+executions) and the deep tier (model/variants/mutants/ but one: races a random walk
 needs a median above 20,000 executions for); each is summarized and plotted
 on its own. Reported per (variant, strategy): found rate, median and p90
 executions and seconds to the first violation (a miss counts as the

@@ -1,12 +1,15 @@
-"""Kernels with one race each, the deep tier of the bug benchmark.
+"""Kernels with one race each: the deep tier of the bug benchmark, and one more.
 
 One file per bug. Each is ``model.kernel.Kernel`` (Linux v7.0) with one
 mistake a kernel developer would recognise -- a historical fix reverted, or
 a plausible slip (a missing recheck after a lock drop, a wrong ordering, a
 flush skipped) -- in the kernel path it names. Unlike most of
 model/variants/historical/, each needs several operations in several
-threads and preemptions at the right points, so a random walk rarely
-reaches it (``tier = "deep"``; ``python -m fuzz.bench.depth`` counts the executions).
+threads and preemptions at the right points. The deep tier (``tier =
+"deep"``) is those a random walk needs a median above 20,000 executions for,
+or misses within 60 s; ``pageout-before-flush`` turned out shallower (a
+median of 4,229) and counts with the shallow bugs. ``python -m
+fuzz.bench.depth`` counts the executions.
 Each has a hand-minimized reproducer in corpus/<name>/, clean upstream.
 """
 
