@@ -58,6 +58,7 @@ def test_a_small_benchmark_run_writes_strict_json_markdown_and_a_plot(tmp_path):
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True,
         capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr     # the pool's workers end quietly
     data = json.loads(out["b.json"].read_text(),
                       parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
     trials = {(t["variant"], t["seed"]): t for t in data["trials"]}

@@ -172,21 +172,25 @@ def _finite(row: dict) -> dict:
 
 
 def _run(job) -> dict:
-    out = run_trial(*job).to_json()
+    signal.signal(signal.SIGTERM, _leave)
+    try:
+        out = run_trial(*job).to_json()
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     out["tier"] = tier(job[0])
     return out
 
 
+def _leave(signum, frame) -> None:
+    """The pool terminates its workers with SIGTERM: a trial running leaves by
+    SystemExit, so it removes its temporary folder on the way out (an idle worker
+    just ends)."""
+    raise SystemExit(128 + signum)
+
+
 def _start_worker(designs) -> None:
     ignore_ctrl_c()                  # Ctrl-C stops the benchmark, which stops the trials
-    signal.signal(signal.SIGTERM, _leave)
     load_designs(designs)
-
-
-def _leave(signum, frame) -> None:
-    """The pool terminates its workers with SIGTERM: leave by SystemExit, so the trial
-    running removes its temporary folder on the way out."""
-    raise SystemExit(128 + signum)
 
 
 def run(variants, strategies, trials: int, budget: float, jobs: int, progress=None) -> list:
