@@ -568,7 +568,7 @@ def _add_fuzz_parser(sub, parents) -> None:
     fz = sub.add_parser("fuzz", help="run a fuzzing campaign", parents=parents)
     fz.add_argument("--variant", default=DEFAULT_VARIANT,
                     help=f"the design to fuzz (default {DEFAULT_VARIANT}; see 'cowfuzz variants')")
-    fz.add_argument("--strategy", default="coverage", help="search strategy (default coverage; "
+    fz.add_argument("--strategy", default="guided", help="search strategy (default guided; "
                     "see 'cowfuzz strategies')")
     fz.add_argument("--time", type=float, metavar="SEC",
                     help="the whole campaign, minimization included, in seconds (default 60, "

@@ -86,7 +86,7 @@ SAVE_SECONDS = 5.0
 @dataclass
 class CampaignConfig:
     variant: str                      # the design's registered name
-    strategy: str = "coverage"
+    strategy: str = "guided"
     seconds: float | None = 60.0      # the whole campaign, minimization included
     runs: int | None = None
     jobs: int | None = 1              # None: one per CPU of the cluster (one locally)
