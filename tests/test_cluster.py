@@ -14,6 +14,9 @@ import pytest
 from tests.fuzzing import Fuzzing, fuzz_args
 
 CLUSTER_ONLY = pytest.mark.slow
+#: the suite runs on several xdist workers; this module's tests share one worker, so
+#: that a single cluster holds 127.0.0.2 and 127.0.0.3 at a time
+pytestmark = pytest.mark.xdist_group("ray-cluster")
 
 
 @pytest.fixture(scope="module")
