@@ -169,8 +169,8 @@ def test_ctrl_c_stops_a_campaign_without_a_traceback(tmp_path, when):
     """At start-up (workers still starting) or later (workers and the minimizer busy)."""
     status, out = interrupted(["fuzz", "--variant", PLANTED, "--strategy", "random", "--jobs", 2,
                                "--slice", 1, "--time", 60, "--seed", 1,
-                               "--corpus", tmp_path / "corpus", "--crashes", tmp_path / "crashes"],
-                              when)
+                               "--corpus", tmp_path / "corpus", "--crashes", tmp_path / "crashes",
+                               "--campaign", tmp_path / "campaign"], when)
     assert status == 130, out
     assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
 
