@@ -15,12 +15,11 @@ import pytest
 from fuzz.program.generate import random_program
 from fuzz.program.mutate import collide_op
 from fuzz.program.program import Op, Program, ThreadSpec
-from fuzz.program.textcodec import parse_program
 from fuzz.runtime.choosers import POSChooser, ReplayChooser
 from fuzz.runtime.executor import execute
 from fuzz.runtime.urw import EventCounts, URWChooser
 from fuzz.search.guided.corpus import Corpus, Entry
-from fuzz.search.guided.probe import Probe, feature_id
+from fuzz.search.guided.probe import Probe
 from fuzz.search.guided.schedules import targeted
 from model.kernel import Kernel
 
@@ -146,20 +145,3 @@ def test_the_guided_engine_takes_received_entries_through_the_session_replay(tmp
     assert session.replayed == 1
     assert guided.corpus.entries[0].program is session.corpus[0]
     assert len(guided.corpus.entries) == len(session.corpus)
-
-
-STALE_READ = parse_program("cowfuzz 1\nmap 0 1 anon rw populate=write\n"
-                           "thread 0\n  read 0\nthread 0\n  dontneed 0 1\n")
-
-
-@pytest.mark.parametrize("schedule, stale", [((1, 0, 0, 0, 1), True), ((), False),
-                                             ((1, 0, 0, 0, 0, 1), False)])
-def test_a_load_through_a_translation_the_page_table_dropped_is_a_feature(schedule, stale):
-    """T1's MADV_DONTNEED clears the PTE and is preempted before its TLB flush; T0's load
-    still goes through the translation it cached when setup wrote the page (upstream's
-    ordinary window, one interleaving away from a flush-miss bug). Before the clear, or
-    after the flush, the load is not stale."""
-    probe = Probe(schedule, 0, switch=0.0)
-    outcome = execute(STALE_READ, Kernel, probe)
-    assert outcome.violation is None
-    assert (feature_id(("stale-tlb", "read", "-", "dontneed")) in probe.features) == stale

@@ -19,7 +19,7 @@ Beside choosing, the probe keeps what schedule mutations aim at:
   owner, ...) with no write in between -- the interleaving's conflicting
   accesses, at most one pair per (label, label, family) and ``MAX_CONFLICTS``
   in all;
-* ``features``: the execution's coverage, coarse families computed in
+* ``features``: the execution's coverage, three coarse families computed in
   the same pass and without instrumenting ``model/``:
 
   - point: a scheduling point (label) was reached;
@@ -43,19 +43,7 @@ Beside choosing, the probe keeps what schedule mutations aim at:
     older store while a DONTNEED is in flight is one interleaving away from
     one that returns it after);
 
-  - stale-tlb: a load or store of the program went through a translation its
-    CPU cached for a page the page table no longer maps there (the PTE was
-    cleared or pointed elsewhere, and no flush has reached that CPU yet), with
-    the operation the task finished before and each operation another task was
-    in meanwhile. While another task's zap is in flight that is the kernel's
-    ordinary window (its flush comes before its call returns); after a call of
-    the task's own that should have flushed, it is a TLB-flush bug (a nested or
-    batched flush missed): the first is a few mutations and one interleaving
-    away from the second, so it earns a corpus entry. Followed from the PTE
-    and TLB changes the model logs.
-
-  Lock bookkeeping (SYNC_FAMILIES) takes no part in the value and calls
-  features. Features are
+  Lock bookkeeping (SYNC_FAMILIES) takes no part in either. Features are
   stable ints (crc32 of their description), the same in every process.
 """
 
@@ -126,8 +114,7 @@ class Probe:
 
     __slots__ = ("prefix", "rng", "switch", "fail", "steps", "labels", "tids", "ops",
                  "decisions", "conflicts", "features", "_last", "_seen", "_op",
-                 "_priority", "_changes", "_stored", "names", "opindex", "racing", "_started",
-                 "_tlb", "_unmapped", "_done", "_access_va")
+                 "_priority", "_changes", "_stored", "names", "opindex", "racing", "_started")
 
     def __init__(self, prefix, seed: int, switch: float = 0.3, fail: float = 0.0,
                  pct_depth: int = 0, k: int = 100):
@@ -156,10 +143,6 @@ class Probe:
         self._stored: dict[tuple, list] = {}   # (mm id, va) -> values stored there, in order
         self._last: dict[tuple, int] = {}   # (object id, family) -> step that last wrote it
         self._seen: set = set()
-        self._tlb: dict[tuple, int] = {}    # (thread name, va) -> id of the folio its CPU caches
-        self._unmapped: set = set()         # (va, folio id): a PTE there stopped mapping it
-        self._done: dict[int, str] = {}     # tid -> the last operation it finished
-        self._access_va: dict[int, int] = {}   # tid -> the address of its load or store
 
     def choose(self, n, label, runnable):
         d = len(self.decisions)
@@ -226,71 +209,27 @@ class Probe:
         self.tids.append(tid)
         features = self.features
         op = self._op.get(tid, "-")
-        access = None
         for event in step.events:
             if event[0] == "op":
-                op, _, args = event[1].partition(" ")
+                op = event[1].partition(" ")[0]
                 self._started[tid] = self._started.get(tid, 0) + 1
-                if op == "read" or op == "write":
-                    self._access_va[tid] = int(args.partition(" ")[0])
             elif event[0] == "ret":
                 op = "-"
                 if len(event) == 4:
                     self._reads_from(tid, step.ctx, event[1], event[3])
-                if event[1] in ("read", "write"):
-                    access = event[1]
-                else:
-                    self._done[tid] = event[1]
         self._op[tid] = op
         self.ops.append(op)
         opindex = self._started.get(tid, 0) - 1 if op != "-" else -1
         self.opindex.append(opindex)
         features.add(feature_id(("point", label)))
-        if access is not None:      # by the translations as they were when the access ran
-            self._stale_tlb(tid, self._access_va[tid], access)
-        if step.changes:
-            self._writes(step, i, tid, label, op, opindex)
-
-    def _stale_tlb(self, tid: int, va: int, access: str) -> None:
-        folio = self._tlb.get((self.names.get(tid), va))
-        if folio is None or (va, folio) not in self._unmapped:
+        if not step.changes:
             return
-        before = self._done.get(tid, "-")
-        for other in {o for t, o in self._op.items() if t != tid and o != "-"} or ("-",):
-            self.features.add(feature_id(("stale-tlb", access, before, other)))
-
-    def _follow_translations(self, change) -> None:
-        """Keep the TLB entries and the PTEs' pages up to date (log_at changes)."""
-        obj, family, va, old, new = change
-        if family == "tlb":
-            name = obj.name
-            if va is None:                     # the whole TLB at once (a CPU's full flush)
-                for key in [key for key in self._tlb if key[0] == name]:
-                    del self._tlb[key]
-                for va, entry in (new or {}).items():
-                    self._tlb[(name, va)] = id(entry.folio)
-            elif new is None:
-                self._tlb.pop((name, va), None)
-            else:
-                self._tlb[(name, va)] = id(new.folio)
-            return
-        if type(old) is Pte and old.present and not (
-                type(new) is Pte and new.present and new.folio is old.folio):
-            self._unmapped.add((va, id(old.folio)))
-        if type(new) is Pte and new.present:
-            self._unmapped.discard((va, id(new.folio)))
-
-    def _writes(self, step, i: int, tid: int, label: str, op: str, opindex: int) -> None:
-        """Value and calls features and conflicts, from what the step wrote."""
-        features = self.features
         last = self._last
         labels, tids = self.labels, self.tids
         for change in step.changes:
             family = field_family(change[1])
             if family in SYNC_FAMILIES:
                 continue
-            if (family == "tlb" or family == "pte") and len(change) == 5:
-                self._follow_translations(change)
             obj = change[0]
             state = folio_state(obj) if type(obj) is Folio else abstract(change[-1])
             features.add(feature_id(("value", label, family, state)))
