@@ -17,7 +17,7 @@ Two ways in, kept apart on purpose:
 
 Built-in designs register here with ``@register`` (model/variants/cowpte/:
 the COW PTE designs; model/variants/historical/: kernels with a known bug;
-model/variants/mutants/: one race each, the deep tier of the bug benchmark).
+model/variants/mutants/: one race each, most of the deep tier of the bug benchmark).
 model/variants/diff.py shows what a design changes against upstream.
 """
 

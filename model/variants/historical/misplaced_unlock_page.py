@@ -41,6 +41,10 @@ class MisplacedUnlockPage(Kernel):
     name = "misplaced-unlock-page"
     description = "be068f29034f reverted: do_wp_page unlocks the reused page after the ptl"
     expected_oracle = "VM_BUG_ON"
+    #: a random walk misses it within 60 s in 3 trials of 5 (cowfuzz bench, 2026-11-29
+    #: and 2026-12-05) and needs a median of 47,158 executions (fuzz.bench.depth, 5
+    #: seeds): it counts with the deep tier
+    tier = "deep"
     affected = "v5.9 release candidates before rc7 (since 09854ba94c6a)"
     fix = "be068f29034f mm: fix misplaced unlock_page in do_wp_page()"
 

@@ -1,4 +1,4 @@
-"""Kernels with one race each: the deep tier of the bug benchmark, and one more.
+"""Kernels with one race each: most of the deep tier of the bug benchmark.
 
 One file per bug. Each is ``model.kernel.Kernel`` (Linux v7.0) with one
 mistake a kernel developer would recognise -- a historical fix reverted, or
@@ -8,7 +8,8 @@ model/variants/historical/, each needs several operations in several
 threads and preemptions at the right points. The deep tier (``tier =
 "deep"``) is those a random walk needs a median above 20,000 executions for,
 or misses within 60 s; ``pageout-before-flush`` turned out shallower (a
-median of 4,229) and counts with the shallow bugs. ``python -m
+median of 4,229) and counts with the shallow bugs, and one historical kernel,
+``misplaced-unlock-page``, turned out deep and counts with these. ``python -m
 fuzz.bench.depth`` counts the executions.
 Each has a hand-minimized reproducer in corpus/<name>/, clean upstream.
 """
