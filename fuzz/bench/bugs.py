@@ -8,8 +8,9 @@ budget. The bugs come in two tiers, by a variant's ``tier`` attribute: the
 shallow tier (bugs a random walk finds within a few thousand executions) and
 the deep tier (races a random walk needs a median above 20,000 executions for,
 or misses within 60 s: most of model/variants/mutants/ and one historical
-kernel); each is summarized and plotted on its own. Reported per (variant, strategy): found rate, median and p90
-executions and seconds to the first violation (a miss counts as the
+kernel); each is summarized and plotted on its own. Reported per (variant,
+strategy): found rate, median and p90 executions and seconds to the first
+violation (a miss counts as the
 budget, so a p90 of ">budget" seconds, and "-" executions, means more than a
 tenth missed). Every correct
 variant (no expected oracle) runs the budget once per strategy and reports
