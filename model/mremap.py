@@ -111,17 +111,23 @@ class MremapOps:
 
     async def copy_vma(self, mm, vma, addr: int, npages: int, new_addr: int):
         """mm/vma.c:copy_vma (v7.0), no merge: a VMA at ``new_addr`` with the source's
-        flags, file, anon_vma and pgoff, linked write-locked (vma_link). need_rmap_locks
-        when the new VMA may precede the old one in rmap traversal order (its pgoff is not
-        above the old one's)."""
+        flags, file, anon_vma and pgoff, linked write-locked (vma_link) into the rmap
+        under its lock (anon_vma_clone, vma_link_file). need_rmap_locks is false: the new
+        VMA comes after the old one in rmap traversal order, so a walk sees the old PTE,
+        the new one, or both (the kernel needs the locks only when copy_vma merged)."""
         pgoff = vma.linear_page_index(addr)
         if self.sched.should_fail("copy_vma:vm_area_dup"):
             return None, False
         new = self._new_vma(mm, new_addr, new_addr + npages, vma.vm_flags, vma.vm_file, pgoff)
         new.anon_vma = vma.anon_vma
         await self.vma_start_write(new)
+        in_rmap = bool(new.anon_vma or new.vm_file)
+        if in_rmap:
+            await self.rmap_lock.down_write(self.sched, "copy_vma:anon_vma_clone")
         self.insert_vma(mm, new)
-        return new, new.vm_pgoff <= vma.vm_pgoff
+        if in_rmap:
+            self.rmap_lock.up_write(self.sched)
+        return new, False
 
     async def move_page_tables(self, vma, new_vma, old_addr: int, new_addr: int,
                                npages: int, need_rmap_locks: bool) -> int:

@@ -75,6 +75,25 @@ def test_an_mremap_that_does_not_flush_the_old_range_is_caught():
     assert explore(race, Kernel, bound=2).failure is None
 
 
+def test_mremap_moves_ptes_while_reclaim_walks_the_rmap():
+    """copy_vma links the new VMA after the old one in rmap order, so move_ptes takes no
+    rmap lock: reclaim's walk and the move interleave, and nothing goes wrong."""
+    race = program("thread 0\n  mremap 0 1 4\n  read 4\nthread 0\n  reclaim 0\n",
+                   "map 0 1 anon rw populate=write\n")
+
+    def moved_during_the_walk(outcome):
+        seq = labels(outcome)
+        if "move_ptes:ptep_get" not in seq or "try_to_unmap:folio_lock_anon_vma_read" not in seq:
+            return False
+        walk = seq.index("try_to_unmap:folio_lock_anon_vma_read")
+        return walk < seq.index("move_ptes:ptep_get") < seq.index(
+            "page_vma_mapped_walk:pte_offset_map_lock", walk)
+
+    assert some_schedule(race, Kernel, 2, moved_during_the_walk) is not None
+    assert "move_ptes:take_rmap_locks" not in labels(execute(race, Kernel))
+    assert explore(race, Kernel, bound=2).failure is None
+
+
 # -- MADV_DONTFORK, MADV_WIPEONFORK -------------------------------------------------------------
 FORK_FLAGS = program("thread 0\n  dontfork 2 1\n  wipeonfork 1 1\n  fork 1\nthread 1\n  read 0\n"
                      "  read 1\n  read 2\n", "map 0 3 anon rw populate=write\n")
