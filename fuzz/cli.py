@@ -226,8 +226,12 @@ def cmd_fuzz(args) -> int:
     if stats.runs == 0:
         cpus = os.cpu_count() or 1
         jobs = config.jobs or 1
-        why = (f"{jobs} jobs on {cpus} CPUs: the workers were still starting"
-               if jobs > cpus and not args.cluster else "the workers did not start in time")
+        if stats.worker_errors:
+            why = f"every slice failed: {stats.worker_errors[0]}"
+        elif jobs > cpus and not args.cluster:
+            why = f"{jobs} jobs on {cpus} CPUs: the workers were still starting"
+        else:
+            why = "the workers did not start in time"
         print(f"cowfuzz: error: the campaign ran no program ({why}); nothing was tested",
               file=sys.stderr)
         return EXIT_USAGE

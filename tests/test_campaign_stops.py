@@ -169,6 +169,23 @@ def test_a_campaign_that_ran_nothing_is_not_clean(tmp_path, capsys, monkeypatch)
     assert "the campaign ran no program" in err and "nothing was tested" in err
 
 
+def test_a_design_that_fails_every_slice_says_why_nothing_ran(tmp_path):
+    """A design whose kernel cannot be built: each slice fails, the campaign runs out its
+    time, and the last line names the failure instead of blaming a slow start."""
+    design = tmp_path / "broken.py"
+    design.write_text("from model.kernel import Kernel\n\n\nclass Broken(Kernel):\n"
+                      "    name = 'broken'\n\n    def __init__(self, *args, **kwargs):\n"
+                      "        raise RuntimeError('no kernel today')\n")
+    fuzzing = Fuzzing(tmp_path, *fuzz_args(tmp_path, "--designs", f"{design}:Broken",
+                                           "--variant", "broken", "--time", 3))
+    assert fuzzing.finish(timeout=60) == 2
+    assert "worker 0: RuntimeError: no kernel today" in fuzzing.stderr
+    assert fuzzing.err[-1].rstrip() == ("cowfuzz: error: the campaign ran no program (every "
+                                        "slice failed: RuntimeError: no kernel today); "
+                                        "nothing was tested")
+    assert "Traceback" not in fuzzing.stderr
+
+
 def test_a_minimizer_that_dies_is_given_up_not_waited_out(tmp_path):
     text = (Path(__file__).parents[1] / "corpus" / "cowpte-rfc2" /
             "gup-fast-marks-shared-table.cow").read_text()

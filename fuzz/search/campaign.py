@@ -149,6 +149,7 @@ class CampaignStats:
     unminimized: int = 0              # crash folders left for the next run to minimize
     replaying: tuple[int, int] | None = None   # corpus entries replayed / to replay
     distilled: int = 0                # distillations of the queue in this run
+    worker_errors: list[str] = field(default_factory=list)   # distinct, as reported
 
     @property
     def elapsed(self) -> float:
@@ -509,6 +510,7 @@ class Campaign:
             line = error.strip().splitlines()[-1] if error.strip() else "error"
             if line not in self.said:           # each distinct error once, not every slice
                 self.said.add(line)
+                st.worker_errors.append(line)
                 self.reporter.warning(f"worker {result.slot}: {line}")
         added = 0
         for entry in result.new_entries:
