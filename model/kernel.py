@@ -64,6 +64,7 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
         self.next_table = 1
         self.next_slot = 1
         self.next_mm = 1
+        self.next_vid = 1
         self.zero_folio = Folio(0, ZERO, 0)
         self.zero_folio._refcount = 1
         self.folios: list[Folio] = []          # every folio ever allocated, by pfn order

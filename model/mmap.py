@@ -102,6 +102,8 @@ class MmapOps:
         return vma
 
     def insert_vma(self, mm, vma) -> None:
+        vma.vid = self.next_vid                  # link order: the rmap walk's tie-break
+        self.next_vid += 1
         mm.vmas.append(vma)
         mm.vmas.sort(key=lambda v: v.vm_start)
         self.sched.log_at(mm, "vma", (vma.vm_start, vma.vm_end), None, vma.vm_flags)
@@ -119,6 +121,8 @@ class MmapOps:
         new.vm_lock_seq = vma.vm_lock_seq
         self.sched.log_at(mm, "vma", (vma.vm_start, vma.vm_end), vma.vm_flags, "split")
         vma.vm_end = addr
+        new.vid = self.next_vid                  # anon_vma_clone links it after the old
+        self.next_vid += 1
         mm.vmas.append(new)
         mm.vmas.sort(key=lambda v: v.vm_start)
         return new

@@ -102,8 +102,14 @@ class RmapOps:
         return 0
 
     def rmap_walk(self, folio):
-        """mm/rmap.c:rmap_walk: (vma, addr) of every PTE that maps ``folio`` now."""
-        out = []
+        """mm/rmap.c:rmap_walk_anon / rmap_walk_file (v7.0): (vma, addr) of each PTE that
+        maps ``folio``. The VMAs that could map it are fixed when the walk starts (the
+        walker holds the rmap lock for read; linking a VMA takes it for write) and are
+        visited in interval-tree order -- by vm_pgoff, then the order they were linked --
+        and each PTE is looked at only when the walk gets there (page_vma_mapped_walk's
+        lockless check_pte): an entry mremap's move_ptes or fork's copy_pte_range puts
+        in a later VMA meanwhile is found, as the kernel's walk finds it."""
+        candidates = []
         for mm in self.mms:
             if mm.dead:
                 continue
@@ -114,12 +120,16 @@ class RmapOps:
                 elif vma.vm_file is None or vma.vm_file is not folio.mapping:
                     continue
                 addr = vma.vm_start + folio.index - vma.vm_pgoff       # vma_address
-                if not (vma.vm_start <= addr < vma.vm_end):
-                    continue
-                pmd = mm.pmd[pmd_index(addr)]
-                if pmd is None:
-                    continue
-                pte = pmd.table.ptes[pte_index(addr)]
-                if pte is not None and pte.present and pte.folio is folio:
-                    out.append((vma, addr))
-        return out
+                if vma.vm_start <= addr < vma.vm_end:
+                    candidates.append((vma, addr))
+        candidates.sort(key=lambda c: (c[0].vm_pgoff, c[0].vid))
+        for vma, addr in candidates:
+            mm = vma.vm_mm
+            if mm.dead:
+                continue
+            pmd = mm.pmd[pmd_index(addr)]
+            if pmd is None:
+                continue
+            pte = pmd.table.ptes[pte_index(addr)]
+            if pte is not None and pte.present and pte.folio is folio:
+                yield vma, addr

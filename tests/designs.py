@@ -166,8 +166,8 @@ class MunmapZapsWithoutPtlNoDetachedRmap(MunmapZapsWithoutPtl):
     name = "test-munmap-zaps-without-ptl-no-detached-rmap"
 
     def rmap_walk(self, folio):
-        return [(vma, addr) for vma, addr in super().rmap_walk(folio)
-                if vma in vma.vm_mm.vmas]
+        return ((vma, addr) for vma, addr in super().rmap_walk(folio)
+                if vma in vma.vm_mm.vmas)
 
 
 # -- swap-in and writeback ----------------------------------------------------------------------

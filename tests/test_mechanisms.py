@@ -94,6 +94,27 @@ def test_mremap_moves_ptes_while_reclaim_walks_the_rmap():
     assert explore(race, Kernel, bound=2).failure is None
 
 
+def test_reclaim_finds_a_pte_fork_copies_while_the_walk_is_under_way():
+    """The rmap walk looks at each PTE when it gets there: a child's PTE copied after the
+    walk started, before it reached the child's VMA, is unmapped too (the walk used to
+    list the PTEs when it started and left the child's page mapped)."""
+    race = program("thread 0\n  fork 1\nthread 0\n  reclaim 0\n",
+                   "map 0 1 anon rw populate=write\n")
+
+    def copied_during_the_walk(outcome):
+        seq = labels(outcome)
+        if "try_to_unmap:folio_lock_anon_vma_read" not in seq:
+            return False
+        walk = seq.index("try_to_unmap:folio_lock_anon_vma_read")
+        copied = [i for i, label in enumerate(seq) if label.startswith("copy_present_ptes")]
+        return (bool(copied) and walk < copied[0]
+                and seq.count("try_to_unmap_one:folio_try_share_anon_rmap_pte") == 2)
+
+    found = some_schedule(race, Kernel, 2, copied_during_the_walk)
+    assert found is not None
+    assert "reclaim = 0" in found.trace.render_text()
+
+
 # -- MADV_DONTFORK, MADV_WIPEONFORK -------------------------------------------------------------
 FORK_FLAGS = program("thread 0\n  dontfork 2 1\n  wipeonfork 1 1\n  fork 1\nthread 1\n  read 0\n"
                      "  read 1\n  read 2\n", "map 0 3 anon rw populate=write\n")
