@@ -1,6 +1,6 @@
 """Benchmark: how many executions a strategy needs to find a bug (machine-independent).
 
-    python -m fuzz.bench.depth [--strategy random] [--seeds 5] [--cap 100000] VARIANT...
+    python -m fuzz.bench.depth [--strategy random] [--seeds 5] [--first-seed 1] [--cap 100000] VARIANT...
 
 ``cowfuzz bench`` measures against the clock, which a loaded machine
 stretches; this counts executions instead. For each variant and seed, the
@@ -55,15 +55,17 @@ def main(argv=None) -> None:
     ap.add_argument("variants", nargs="+", help="registered names or file.py:Class specs")
     ap.add_argument("--strategy", nargs="+", default=["random"])
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=1,
+                    help="seeds run from this one (to add trials to an earlier run)")
     ap.add_argument("--cap", type=int, default=100_000, help="executions per trial")
     args = ap.parse_args(argv)
     names = [load_design(v).name for v in args.variants]
-    print(f"{args.seeds} seeds; cap {args.cap:,} executions per trial")
+    print(f"{args.seeds} seeds from {args.first_seed}; cap {args.cap:,} executions per trial")
     print(f"{'variant':<28} {'strategy':<10} {'found':>6} {'median execs':>13}  executions per seed")
     for name in names:
         for strategy in args.strategy:
             runs = []
-            for seed in range(1, args.seeds + 1):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 n, _ = executions_to_find(name, strategy, seed, args.cap)
                 runs.append(n)
             found = [r for r in runs if r is not None]
