@@ -61,6 +61,7 @@ class ForkOps:
                     retval = -ENOMEM
                     break
                 tmp.anon_vma = mpnt.anon_vma
+            await self.rmap_link_lock(tmp, "dup_mmap:anon_vma_fork")
             self.insert_vma(mm, tmp)
             if not tmp.vm_flags & VM_WIPEONFORK:
                 retval = await self.copy_page_range(tmp, mpnt)

@@ -101,6 +101,19 @@ class MmapOps:
         vma = VmArea(mm, start, end, flags, file, pgoff)
         return vma
 
+    async def rmap_link_lock(self, vma, label: str) -> None:
+        """Linking ``vma`` into the rmap (anon_vma_clone, anon_vma_fork, vma_link_file)
+        takes the anon_vma / i_mmap lock for write, so a walk under way finishes first.
+        Like vma_start_write, this waits only while the lock is held: the link itself is
+        one step, with no scheduling point of its own."""
+        lock = self.rmap_lock
+        if not (vma.anon_vma or vma.vm_file) or (lock.writer is None and not lock.readers):
+            return
+        lock.writers_waiting += 1
+        while lock.writer is not None or lock.readers:
+            await self.sched.wait(lock, label)
+        lock.writers_waiting -= 1
+
     def insert_vma(self, mm, vma) -> None:
         vma.vid = self.next_vid                  # link order: the rmap walk's tie-break
         self.next_vid += 1
@@ -119,6 +132,7 @@ class MmapOps:
                             vma.vm_pgoff + (addr - vma.vm_start))
         new.anon_vma = vma.anon_vma
         new.vm_lock_seq = vma.vm_lock_seq
+        await self.rmap_link_lock(new, "__split_vma:anon_vma_clone")
         self.sched.log_at(mm, "vma", (vma.vm_start, vma.vm_end), vma.vm_flags, "split")
         vma.vm_end = addr
         new.vid = self.next_vid                  # anon_vma_clone links it after the old
@@ -158,6 +172,7 @@ class MmapOps:
         if kind == ANON_PRIVATE:
             pgoff = addr                 # do_mmap: MAP_PRIVATE anon, pgoff = addr >> PAGE_SHIFT
         vma = self._new_vma(mm, addr, end, flags, None if kind == ANON_PRIVATE else file, pgoff)
+        await self.rmap_link_lock(vma, "vma_link:vma_link_file")
         self.insert_vma(mm, vma)
         proc = mm.owner
         for va in range(addr, end):

@@ -121,12 +121,8 @@ class MremapOps:
         new = self._new_vma(mm, new_addr, new_addr + npages, vma.vm_flags, vma.vm_file, pgoff)
         new.anon_vma = vma.anon_vma
         await self.vma_start_write(new)
-        in_rmap = bool(new.anon_vma or new.vm_file)
-        if in_rmap:
-            await self.rmap_lock.down_write(self.sched, "copy_vma:anon_vma_clone")
+        await self.rmap_link_lock(new, "copy_vma:anon_vma_clone")
         self.insert_vma(mm, new)
-        if in_rmap:
-            self.rmap_lock.up_write(self.sched)
         return new, False
 
     async def move_page_tables(self, vma, new_vma, old_addr: int, new_addr: int,

@@ -115,6 +115,27 @@ def test_reclaim_finds_a_pte_fork_copies_while_the_walk_is_under_way():
     assert "reclaim = 0" in found.trace.render_text()
 
 
+def test_fork_links_the_child_vma_only_between_rmap_walks():
+    """anon_vma_fork takes the anon_vma lock for write: a child VMA is never linked while
+    reclaim's walk holds it for read -- fork waits for the walk -- and nothing goes wrong."""
+    race = program("thread 0\n  fork 1\nthread 0\n  reclaim 0\n",
+                   "map 0 1 anon rw populate=write\n")
+
+    def steps_with(outcome, text):
+        return [i for i, step in enumerate(outcome.trace.steps)
+                if any(text in f"{o}.{f} {a}->{b}" for o, f, a, b in outcome.trace.changes_of(step))]
+
+    waited = 0
+    for _, outcome in exploration(race, 2, lambda p, c: execute(p, Kernel, c)):
+        assert not outcome.failed, outcome.trace.verdict
+        taken, dropped = steps_with(outcome, "rmap_lock.readers 0->1"), steps_with(
+            outcome, "rmap_lock.readers 1->0")
+        linked = steps_with(outcome, "mm2.vma[0-1] -->")
+        assert linked and not any(t < linked[0] < d for t, d in zip(taken, dropped))
+        waited += "blocks on dup_mmap:anon_vma_fork" in outcome.trace.render_text()
+    assert waited
+
+
 # -- MADV_DONTFORK, MADV_WIPEONFORK -------------------------------------------------------------
 FORK_FLAGS = program("thread 0\n  dontfork 2 1\n  wipeonfork 1 1\n  fork 1\nthread 1\n  read 0\n"
                      "  read 1\n  read 2\n", "map 0 3 anon rw populate=write\n")
