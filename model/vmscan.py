@@ -132,8 +132,11 @@ class VmscanOps:
             return False
         if folio.dirty:
             await self.try_to_unmap_flush("shrink_folio_list:try_to_unmap_flush_dirty")
-            await self.pageout(folio)                                 # PAGE_SUCCESS
-            if folio.writeback or folio.dirty:
+            if not await self.pageout(folio):
+                self.folio_unlock(folio)                              # PAGE_KEEP: keep_locked
+                self._putback(folio)
+                return False
+            if folio.writeback or folio.dirty:                        # PAGE_SUCCESS
                 self._putback(folio)                                  # keep
                 return False
             # A synchronous write - probably a ramdisk.  Go ahead and try to reclaim
@@ -151,12 +154,18 @@ class VmscanOps:
             return False
         return True
 
-    async def pageout(self, folio) -> None:
-        """mm/vmscan.c:pageout (v7.0), a swap-backed folio: folio_clear_dirty_for_io, then
+    async def pageout(self, folio) -> bool:
+        """mm/vmscan.c:pageout (v7.0), a swap-backed folio: False (PAGE_KEEP) unless
+        is_page_cache_freeable -- nothing but the isolation and the swap cache holds a
+        reference: a GUP reference taken before the unmap may still store into the page,
+        and a write to swap now would lose that store -- else folio_clear_dirty_for_io and
         swap_writeout (model/swap.py), which unlocks the folio."""
+        if folio._refcount != 2:                                      # is_page_cache_freeable
+            return False
         folio.dirty = False
         self.sched.log(folio, "dirty", True, False)
         await self.swap_writeout(folio)
+        return True
 
     def _remove_mapping(self, folio) -> bool:
         """mm/vmscan.c:__remove_mapping (v7.0), swap cache: freeze the refcount at

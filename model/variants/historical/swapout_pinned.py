@@ -59,8 +59,11 @@ class SwapoutPinned(SwapoutPinnedRace):
             return False
         if folio.dirty:
             await self.try_to_unmap_flush("shrink_folio_list:try_to_unmap_flush_dirty")
-            await self.pageout(folio)                                 # PAGE_SUCCESS
-            if folio.writeback or folio.dirty:
+            if not await self.pageout(folio):
+                self.folio_unlock(folio)                              # PAGE_KEEP: keep_locked
+                self._putback(folio)
+                return False
+            if folio.writeback or folio.dirty:                        # PAGE_SUCCESS
                 self._putback(folio)                                  # keep
                 return False
             # A synchronous write - probably a ramdisk.  Go ahead and try to reclaim
