@@ -114,9 +114,13 @@ class MmapOps:
             await self.sched.wait(lock, label)
         lock.writers_waiting -= 1
 
-    def insert_vma(self, mm, vma) -> None:
-        vma.vid = self.next_vid                  # link order: the rmap walk's tie-break
+    def note_link_order(self, vma) -> None:
+        """The order VMAs are linked into the rmap: the walk's tie-break after vm_pgoff."""
+        vma.vid = self.next_vid
         self.next_vid += 1
+
+    def insert_vma(self, mm, vma) -> None:
+        self.note_link_order(vma)
         mm.vmas.append(vma)
         mm.vmas.sort(key=lambda v: v.vm_start)
         self.sched.log_at(mm, "vma", (vma.vm_start, vma.vm_end), None, vma.vm_flags)
@@ -135,8 +139,7 @@ class MmapOps:
         await self.rmap_link_lock(new, "__split_vma:anon_vma_clone")
         self.sched.log_at(mm, "vma", (vma.vm_start, vma.vm_end), vma.vm_flags, "split")
         vma.vm_end = addr
-        new.vid = self.next_vid                  # anon_vma_clone links it after the old
-        self.next_vid += 1
+        self.note_link_order(new)                # anon_vma_clone links it after the old
         mm.vmas.append(new)
         mm.vmas.sort(key=lambda v: v.vm_start)
         return new
