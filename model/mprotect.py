@@ -49,28 +49,42 @@ class MprotectOps:
         return folio is not None and folio.kind == ANON and folio.anon_exclusive
 
     async def do_mprotect(self, mm, start: int, npages: int, prot: str) -> int:
-        """mm/mprotect.c:do_mprotect_pkey (v7.0)."""
+        """mm/mprotect.c:do_mprotect_pkey (v7.0): the VMAs from ``start`` on, in order;
+        a hole ends the walk with -ENOMEM, after the VMAs before it changed."""
         end = start + npages
         if npages <= 0 or start < 0 or end > USER_PAGES or prot not in ("r", "rw"):
             return -EINVAL
         await self.mmap_write_lock(mm, "do_mprotect_pkey:mmap_write_lock_killable")
-        for va in range(start, end):
-            if mm.find_vma(va) is None:
-                self.mmap_write_unlock(mm)
-                return -ENOMEM
+        vmas = [vma for vma in mm.vmas if vma.vm_start < end and vma.vm_end > start]
+        if not vmas or vmas[0].vm_start > start:
+            self.mmap_write_unlock(mm)
+            return -ENOMEM
         newprot = prot_to_vm_flags(prot)
         tlb = self.tlb_gather_mmu(mm)
-        for vma in await self.vmas_in_range(mm, start, end):
+        error = 0
+        tmp = vmas[0].vm_start
+        for vma in vmas:
+            if vma.vm_start != tmp:
+                error = -ENOMEM
+                break
+            tmp = min(vma.vm_end, end)
             newflags = (vma.vm_flags & ~(VM_READ | VM_WRITE)) | newprot
-            await self.mprotect_fixup(tlb, vma, newflags)
+            await self.mprotect_fixup(tlb, mm, vma, max(vma.vm_start, start), tmp, newflags)
         await self.tlb_finish_mmu(tlb, "do_mprotect_pkey:tlb_finish_mmu")
         self.mmap_write_unlock(mm)
-        return 0
+        if not error and tmp < end:
+            error = -ENOMEM
+        return error
 
-    async def mprotect_fixup(self, tlb, vma, newflags: int) -> None:
-        """mm/mprotect.c:mprotect_fixup (v7.0), after vma_modify_flags split the VMA."""
+    async def mprotect_fixup(self, tlb, mm, vma, start: int, end: int, newflags: int) -> None:
+        """mm/mprotect.c:mprotect_fixup (v7.0): a VMA whose flags stay is left whole;
+        vma_modify_flags splits the others to [start, end)."""
         if newflags == vma.vm_flags:
             return
+        if vma.vm_start < start:
+            vma = await self.split_vma(mm, vma, start)
+        if vma.vm_end > end:
+            await self.split_vma(mm, vma, end)
         await self.vma_start_write(vma)
         self.sched.log_at(vma.vm_mm, "vma.vm_flags", vma.vm_start, vma.vm_flags, newflags)
         vma.vm_flags = newflags

@@ -237,11 +237,12 @@ class SwapOps:
         self._maybe_free_slot(slot)
 
     def _try_to_reclaim_swap(self, folio) -> None:
-        """mm/swapfile.c:__try_to_reclaim_swap (TTRS_UNMAPPED): free an unmapped cache folio."""
+        """mm/swapfile.c:__try_to_reclaim_swap (v7.0, TTRS_UNMAPPED | TTRS_FULL): free the
+        cache folio if it is unmapped, or, mapped or not, if swap is more than half full."""
         if not self.folio_try_get(folio):
             return
         if self.folio_trylock(folio):
-            if not folio.mapcount:
+            if not folio.mapcount or self.vm_swap_full():
                 self.folio_free_swap(folio)
             self.folio_unlock(folio)
         self.folio_put(folio)

@@ -237,7 +237,7 @@ class Syscalls:
         return data
 
     async def op_devwrite(self, thread, slot: int):
-        """The device writes the pinned page (an io_uring read_fixed into the buffer)."""
+        """The device writes the pinned page (a direct-I/O read into the buffer)."""
         proc = thread.process
         self._ctx(proc)
         await self.sched.point("device:dma_write")
@@ -256,6 +256,9 @@ class Syscalls:
                                     self.spec.moved_page_vas(proc, pin.va, folio))
         self.sched.log(folio, "data", folio.data, token)
         folio.data = token
+        # block/bio.c:bio_set_pages_dirty (v7.0): a DMA read into user pages dirties
+        # them, or reclaim would drop the written page as clean
+        self.folio_mark_dirty(folio)
         if pin.associated and vma is not None and not proc.mm.dead:
             self.spec.value_written(proc, pin.va, token, vma)
         else:

@@ -165,6 +165,9 @@ class TlbOps:
             tlb.start = tlb.end = None
         pages, tlb.pages = tlb.pages, []
         for folio in pages:
+            # mm/swap_state.c:free_pages_and_swap_cache (v7.0): an unmapped folio
+            # leaves the swap cache before the gather's reference goes
+            self.free_swap_cache(folio)
             self.folio_put(folio)
         tables, tlb.tables = tlb.tables, []
         for table in tables:

@@ -231,17 +231,23 @@ class ZapOps:
         return 0
 
     async def madvise_dontneed(self, mm, start: int, npages: int) -> int:
-        """mm/madvise.c:madvise_dontneed_single_vma under MADVISE_VMA_READ_LOCK (v7.0)."""
+        """mm/madvise.c:do_madvise for MADV_DONTNEED (v7.0): madvise_init_tlb gathers for
+        the whole call. Under the per-VMA lock (madvise_walk_vmas: try_vma_read_lock) the
+        VMA lock goes before madvise_finish_tlb flushes and frees, so a VMA writer can run
+        in between; on the mmap_lock fallback the gather is finished before
+        madvise_unlock."""
         end = start + npages
         if npages <= 0 or start < 0 or end > USER_PAGES:
             return -EINVAL
         proc = mm.owner
         marks = self.spec.zap_begin(proc, range(start, end))
         self.spec.unmap_begin(proc, range(start, end))
+        tlb = self.tlb_gather_mmu(mm)                                    # madvise_init_tlb
         vma = await self.lock_vma_under_rcu(mm, start)
         if vma is not None and vma.vm_end >= end:
-            await self.zap_page_range_single(vma, start, end)
+            await self.zap_page_range_single_batched(tlb, vma, start, end)
             self.vma_end_read(vma)
+            await self.tlb_finish_mmu(tlb)                               # madvise_finish_tlb
         else:
             if vma is not None:
                 self.vma_end_read(vma)
@@ -249,18 +255,18 @@ class ZapOps:
             for vma in list(mm.vmas):
                 if vma.vm_end <= start or vma.vm_start >= end:
                     continue
-                await self.zap_page_range_single(vma, max(start, vma.vm_start),
-                                                 min(end, vma.vm_end))
+                await self.zap_page_range_single_batched(tlb, vma, max(start, vma.vm_start),
+                                                         min(end, vma.vm_end))
+            await self.tlb_finish_mmu(tlb)                               # madvise_finish_tlb
             mm.mmap_lock.up_read(self.sched)
         self.spec.zap_end(proc, marks)
         self.spec.unmap_end(proc, range(start, end))
         return 0
 
-    async def zap_page_range_single(self, vma, start: int, end: int) -> None:
-        """mm/memory.c:zap_page_range_single_batched with reclaim_pt (v7.0)."""
-        tlb = self.tlb_gather_mmu(vma.vm_mm)
+    async def zap_page_range_single_batched(self, tlb, vma, start: int, end: int) -> None:
+        """mm/memory.c:zap_page_range_single_batched with reclaim_pt (v7.0): into the
+        caller's gather."""
         await self.unmap_vmas(tlb, [vma], start, end, reclaim_pt=True)
-        await self.tlb_finish_mmu(tlb)
 
     async def exit_mmap(self, mm) -> None:
         """mm/mmap.c:exit_mmap (v7.0): the last user is gone."""

@@ -5,6 +5,8 @@ mechanism finds nothing."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from fuzz.runtime.executor import execute
@@ -285,3 +287,83 @@ def test_reclaiming_a_table_refilled_during_the_break_is_caught():
     assert explore(DONTNEED_VS_FAULT, designs.PtReclaimWithoutRecheckNoBreak,
                    bound=3).failure is None, "only the ptl break shows it"
     assert explore(DONTNEED_VS_FAULT, Kernel, bound=3).failure is None
+
+
+# -- what the mmu_gather frees, and the swap cache when swap fills ----------------------------------
+def test_a_zap_drops_an_unmapped_folio_from_the_swap_cache():
+    """free_pages_and_swap_cache: a page a read fault brought back from disk stays in the
+    swap cache; MADV_DONTNEED's gather drops it from the cache before its own put, so the
+    page and its slot are freed with the flush."""
+    outcome = execute(program("thread 0\n  read 0\n  dontneed 0 1\n",
+                              "map 0 1 anon rw populate=swap\n"), Kernel)
+    assert not outcome.failed, outcome.trace.verdict
+    finished = changes(outcome, "tlb_finish_mmu")
+    assert "pfn6.swapcache swp1->0" in finished and "swp1.freed 0->1" in finished
+    assert "pfn6.freed 0->1" in finished
+
+
+def test_the_last_swap_pte_frees_even_a_mapped_cache_folio_when_swap_is_half_full():
+    """__try_to_reclaim_swap with TTRS_FULL: the parent's munmap drops the last swap PTE
+    of a page its child swapped in and still maps; with more than half of swap in use the
+    page leaves the swap cache (and the slot is freed) even though it is mapped."""
+    def dropped(npages):
+        prog = program("thread 0\n  fork 1\n  wait 0\n  munmap 0 1\n  signal 1\n"
+                       "thread 1\n  read 0\n  signal 0\n  wait 1\n",
+                       f"map 0 {npages} anon rw populate=swap\n")
+        outcome = execute(prog, Kernel)
+        assert not outcome.failed, outcome.trace.verdict
+        zapped = changes(outcome, "zap_pte_range:ptep_get")
+        return "swp1.freed 0->1" in zapped[:zapped.index("t1.pte[0] swp1->-")]
+    assert not dropped(1)
+    assert dropped(3)                     # vm_swap_full: 3 of the 4 slots in use
+
+
+# -- mprotect ----------------------------------------------------------------------------------------
+def all_changes(outcome) -> list[str]:
+    trace = outcome.trace
+    return [f"{o}.{f} {a}->{b}" for s in trace.steps for o, f, a, b in trace.changes_of(s)]
+
+
+def test_mprotect_leaves_a_vma_whose_flags_stay_whole():
+    """mprotect_fixup returns before vma_modify_flags when the flags do not change: no
+    split, no VMA write lock."""
+    same = execute(program("thread 0\n  mprotect 1 1 rw\n", "map 0 3 anon rw populate=write\n"),
+                   Kernel)
+    assert not same.failed, same.trace.verdict
+    assert not [c for c in all_changes(same) if c.endswith("->split") or ".vm_lock_seq" in c]
+    other = execute(program("thread 0\n  mprotect 1 1 r\n", "map 0 3 anon rw populate=write\n"),
+                    Kernel)
+    assert len([c for c in all_changes(other) if c.endswith("->split")]) == 2
+
+
+def test_mprotect_changes_the_vmas_before_a_hole_then_fails():
+    """do_mprotect_pkey walks the VMAs in order and stops at a hole with -ENOMEM: the VMA
+    before it has changed, the one after it has not."""
+    outcome = execute(program("thread 0\n  mprotect 0 3 r\n  write 0\n  write 2\n",
+                              "map 0 1 anon rw populate=write\nmap 2 1 anon rw populate=write\n"),
+                      Kernel)
+    assert not outcome.failed, outcome.trace.verdict
+    got = results(outcome)
+    assert got[0] == -12 and got[1] == "SIGSEGV" and str(got[2]).startswith("v")
+
+
+# -- MADV_DONTNEED's gather outlives its VMA lock --------------------------------------------------
+DONTNEED_VS_MUNMAP = program("thread 0\n  dontneed 0 1\nthread 0\n  munmap 0 1\n")
+
+
+def test_dontneed_drops_the_vma_lock_before_its_flush():
+    """madvise_walk_vmas drops the per-VMA lock before madvise_finish_tlb: munmap
+    write-locks the VMA between DONTNEED's zap and its flush, and its own tlb_finish_mmu,
+    seeing the other gather pending (mm_tlb_flush_nested), flushes everything."""
+    def between(outcome):
+        trace = outcome.trace
+        steps = [(s.tid, s.label, " ".join(f"{o}.{f} {a}->{b}" for o, f, a, b in trace.changes_of(s)))
+                 for s in trace.steps]
+        zap = next(i for i, (_, _, text) in enumerate(steps) if re.search(r"t1\.pte\[0\] pfn5\S*->-", text))
+        zapper = steps[zap][0]
+        finish = next(i for i in range(zap, len(steps))
+                      if steps[i][0] == zapper and steps[i][1] == "tlb_finish_mmu")
+        others = [text for tid, _, text in steps[zap:finish] if tid != zapper]
+        return any(".vm_lock_seq" in t for t in others) and \
+            any("tlb_flush_pending 2->1" in t for t in others)
+    assert some_schedule(DONTNEED_VS_MUNMAP, Kernel, 2, between) is not None
