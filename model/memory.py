@@ -467,9 +467,15 @@ class FaultOps:
                 return VM_FAULT_RETRY
             self.release_fault_lock(vmf)
             await self.sched.point("folio_wait_locked")
+            self.sleep_on_own_read(folio)
             while folio.locked:
                 await self.sched.wait(folio, "folio_wait_locked")
             return VM_FAULT_RETRY
+        if folio.read_in_flight is self.sched.current:
+            await self.sched.point("__folio_lock")
+            self.sleep_on_own_read(folio)
+            self.folio_trylock(folio)
+            return 0
         await self.folio_lock(folio, "__folio_lock")
         return 0
 

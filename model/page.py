@@ -32,7 +32,7 @@ class Folio:
 
     __slots__ = ("pfn", "kind", "_refcount", "mapcount", "anon_exclusive", "locked",
                  "swapcache", "swap", "mapping", "index", "data", "dirty", "freed",
-                 "waiters", "lru", "uptodate", "writeback")
+                 "waiters", "lru", "uptodate", "writeback", "read_in_flight")
 
     def __init__(self, pfn: int, kind: str, data: int = 0):
         self.pfn = pfn
@@ -52,6 +52,7 @@ class Folio:
         self.lru = True              # on an LRU list (not isolated)
         self.uptodate = True         # PG_uptodate: a swap-in read has completed
         self.writeback = False       # PG_writeback: a swap write is in flight
+        self.read_in_flight = None   # the task whose disk read into the folio is in flight
 
     @property
     def name(self) -> str:

@@ -148,16 +148,32 @@ class SwapOps:
     async def swap_read_folio(self, folio, synchronous: bool) -> None:
         """mm/page_io.c:swap_read_folio (v7.0): submit the read of the locked folio; the
         bio's completion (end_swap_bio_read) fills it, marks it uptodate and unlocks it.
-        zram reads synchronously (swap_read_folio_bdev_sync), a disk asynchronously: both
-        keep the folio locked across the read."""
-        label = "swap_read_folio_bdev_sync:submit_bio_wait" if synchronous else \
-            "swap_read_folio_bdev_async:submit_bio"
-        await self.sched.point(label)
+        zram reads synchronously (swap_read_folio_bdev_sync): the read is done when this
+        returns. A disk reads asynchronously (swap_read_folio_bdev_async): the folio
+        comes back locked with the read in flight, and the bio completes while the task
+        that submitted it sleeps on the folio (do_swap_page's folio_lock_or_retry,
+        after it dropped its fault lock) -- a disk is slower than the path there."""
+        if synchronous:
+            await self.sched.point("swap_read_folio_bdev_sync:submit_bio_wait")
+            self.end_swap_bio_read(folio)
+            return
+        await self.sched.point("swap_read_folio_bdev_async:submit_bio")
+        folio.read_in_flight = self.sched.current
+
+    def end_swap_bio_read(self, folio) -> None:
+        """mm/page_io.c:end_swap_bio_read -> folio_end_read (v7.0): the slot's contents
+        land in the folio, which becomes uptodate and is unlocked."""
+        folio.read_in_flight = None
         slot = self._slot(folio.swap)
         self.sched.log(folio, "data", folio.data, slot.data)
         folio.data = slot.data
         self.folio_mark_uptodate(folio)
         self.folio_unlock(folio)
+
+    def sleep_on_own_read(self, folio) -> None:
+        """The current task sleeps on ``folio``: a disk read it submitted completes."""
+        if folio.read_in_flight is self.sched.current:
+            self.end_swap_bio_read(folio)
 
     async def swapin_readahead(self, entry: int, vmf_label: str):
         """mm/swap_state.c:swapin_readahead (v7.0), a window of one page: the swap-cache

@@ -218,8 +218,34 @@ def test_swapin_waits_on_the_folio_locked_across_the_read():
                    for s in outcome.trace.steps for e in s.events)
     outcome = some_schedule(TWO_SWAPINS, Kernel, 2, waited)
     assert outcome is not None
-    read = changes(outcome, "swap_read_folio_bdev_async:submit_bio")
+    read = changes(outcome, "folio_wait_locked")
     assert "pfn6.uptodate 0->1" in read and "pfn6.locked 1->0" in read
+
+
+def test_a_disk_swapin_drops_the_fault_lock_until_the_read_completes():
+    """swapin_readahead returns the folio locked with the disk read in flight:
+    folio_lock_or_retry drops the fault lock, sleeps until the read completes and the
+    fault is retried (FAULT_FLAG_TRIED, under mmap_lock), which finds the page in the
+    swap cache. Meanwhile fork can copy the swap PTE (copy_nonpresent_pte clears its
+    exclusive bit), and the retried fault then maps the page read-only."""
+    outcome = execute(program("thread 0\n  read 0\n", "map 0 1 anon rw populate=swap\n"), Kernel)
+    assert not outcome.failed, outcome.trace.verdict
+    seq = labels(outcome)
+    submit = seq.index("swap_read_folio_bdev_async:submit_bio")
+    assert "vm_lock(mm1:0-1).readers 1->0" in changes(outcome, "swap_read_folio_bdev_async:submit_bio")
+    assert seq.index("folio_wait_locked") > submit
+    assert seq.index("lock_mm_and_find_vma:mmap_read_lock") > seq.index("folio_wait_locked")
+
+    def forked_during_the_read(outcome):
+        seq = labels(outcome)
+        if "swap_read_folio_bdev_async:submit_bio" not in seq or "copy_pte_range" not in " ".join(seq):
+            return False
+        submit = seq.index("swap_read_folio_bdev_async:submit_bio")
+        copied = next(i for i, label in enumerate(seq) if label.startswith("copy_pte_range"))
+        return submit < copied < seq.index("folio_wait_locked") and \
+            any(c.startswith("t1.pte[0] swp1->pfn") for c in changes(outcome, "do_swap_page:pte_offset_map_lock"))
+    race = program("thread 0\n  read 0\nthread 0\n  fork 1\n", "map 0 1 anon rw populate=swap\n")
+    assert some_schedule(race, Kernel, 2, forked_during_the_read) is not None
 
 
 def test_a_read_fault_frees_the_swap_cache_on_zram():

@@ -124,11 +124,9 @@ def test_fork_snapshot():
 class SwapinReadsZeroes(Kernel):
     """Swap-in allocates the page but never reads the slot: the last store is lost."""
 
-    async def swapin_readahead(self, entry, vmf_label):
-        folio = await super().swapin_readahead(entry, vmf_label)
-        if folio is not None:
-            folio.data = 0
-        return folio
+    def end_swap_bio_read(self, folio):
+        super().end_swap_bio_read(folio)
+        folio.data = 0
 
 
 def test_lost_write():

@@ -168,7 +168,8 @@ OPERATIONS: dict[str, Operation] = _table(
     Operation("devread", (SLOT,), "op_devread", "the device reads the page pinned in `slot` "
               "(DMA from memory)", opcode=12, rank=5, weight=5, value=True, vocabulary=((0,),)),
     Operation("devwrite", (SLOT,), "op_devwrite", "the device writes the page pinned in `slot` "
-              "(DMA to memory; needs an rw pin)",
+              "(DMA to memory; needs an rw pin) and, as a driver does, dirties it "
+              "(bio_set_pages_dirty)",
               opcode=13, rank=6, weight=4, value=True, vocabulary=((0,),)),
     Operation("vmsplice", (VA,), "op_vmsplice", "vmsplice() the page at `va` into the caller's "
               "pipe (a GUP reference, no pin)", opcode=14, rank=13, weight=3, vocabulary=((0,),)),
