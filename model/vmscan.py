@@ -104,6 +104,15 @@ class VmscanOps:
         folio.lru = True
         self.folio_put(folio)
 
+    def _activate_locked(self, folio) -> None:
+        """shrink_folio_list's activate_locked (v7.0): a folio reclaim gives up on leaves
+        the swap cache if swap is more than half full (mem_cgroup_swap_full), then is
+        unlocked and kept."""
+        if folio.swapcache and self.vm_swap_full():
+            self.folio_free_swap(folio)
+        self.folio_unlock(folio)
+        self._putback(folio)
+
     async def shrink_folio(self, folio) -> bool:
         """One iteration of mm/vmscan.c:shrink_folio_list (v7.0) for an isolated anon
         folio. Returns True if the folio was reclaimed (freed)."""
@@ -116,19 +125,16 @@ class VmscanOps:
                 self._putback(folio)
                 return False
             if not self.folio_alloc_swap(folio, "shrink_folio_list:folio_alloc_swap"):
-                self.folio_unlock(folio)                              # activate_locked
-                self._putback(folio)
+                self._activate_locked(folio)
                 return False
             self.folio_mark_dirty(folio)
         if folio.mapcount:
             await self.try_to_unmap(folio, batch_flush=True)
             if folio.mapcount:
-                self.folio_unlock(folio)                              # activate_locked
-                self._putback(folio)
+                self._activate_locked(folio)
                 return False
         if folio_maybe_dma_pinned(folio):
-            self.folio_unlock(folio)                                  # activate_locked
-            self._putback(folio)
+            self._activate_locked(folio)
             return False
         if folio.dirty:
             await self.try_to_unmap_flush("shrink_folio_list:try_to_unmap_flush_dirty")
@@ -212,14 +218,17 @@ class VmscanOps:
         return 0
 
     async def madvise_pageout(self, mm, start: int, npages: int) -> int:
-        """mm/madvise.c:madvise_pageout (v7.0) under mmap_lock (read): isolate the
-        exclusively mapped anon folios, then reclaim_pages()."""
+        """mm/madvise.c:madvise_pageout (v7.0) under mmap_lock (read), with an mmu_gather
+        open for the whole call (a concurrent zap's tlb_finish_mmu sees it pending):
+        madvise_cold_or_pageout_pte_range isolates each table's exclusively mapped anon
+        folios under its ptl, after flush_tlb_batched_pending, and reclaim_pages() them
+        before the next table."""
         end = start + npages
         if npages <= 0 or start < 0 or end > USER_PAGES:
             return -EINVAL
         sched = self.sched
         await mm.mmap_lock.down_read(sched, "madvise_lock:mmap_read_lock")
-        folios = []
+        tlb = self.tlb_gather_mmu(mm)
         for vma in list(mm.vmas):
             s, e = max(start, vma.vm_start), min(end, vma.vm_end)
             addr = s
@@ -227,7 +236,9 @@ class VmscanOps:
                 nxt = min(e, pmd_addr_start(addr) + PTRS_PER_PTE)
                 ptep = await self.pte_offset_map_lock(
                     mm, addr, "madvise_cold_or_pageout_pte_range:pte_offset_map_lock")
+                folios = []
                 if ptep is not None:
+                    await self.flush_tlb_batched_pending(mm)
                     for a in range(addr, nxt):
                         pte = self.ptep_get(PtePointer(ptep.table, pte_index(a)))
                         if pte is None or not pte.present:
@@ -241,7 +252,9 @@ class VmscanOps:
                             folio.lru = False
                             folios.append(folio)
                     self.pte_unmap_unlock(ptep)
+                if folios:
+                    await self.shrink_folio_list(folios)            # reclaim_pages
                 addr = nxt
-        await self.shrink_folio_list(folios)
+        await self.tlb_finish_mmu(tlb)
         mm.mmap_lock.up_read(sched)
         return 0

@@ -393,3 +393,33 @@ def test_dontneed_drops_the_vma_lock_before_its_flush():
         return any(".vm_lock_seq" in t for t in others) and \
             any("tlb_flush_pending 2->1" in t for t in others)
     assert some_schedule(DONTNEED_VS_MUNMAP, Kernel, 2, between) is not None
+
+
+def test_pageout_keeps_a_gather_open_that_a_concurrent_zap_sees():
+    """madvise_pageout holds an mmu_gather for the whole call: a MADV_DONTNEED finishing
+    meanwhile sees two gathers pending (mm_tlb_flush_nested) and flushes everything."""
+    race = program("thread 0\n  pageout 0 1\nthread 0\n  dontneed 1 1\n",
+                   "map 0 2 anon rw populate=write\n")
+
+    def nested(outcome):
+        return any("tlb_flush_pending 2->1" in c for c in changes(outcome, "tlb_finish_mmu"))
+    assert some_schedule(race, Kernel, 2, nested) is not None
+
+
+def test_reclaim_that_gives_up_frees_the_swap_cache_when_swap_is_half_full():
+    """shrink_folio_list's activate_locked: reclaim of a pinned page still in the swap
+    cache gives up (try_to_unmap_one keeps a maybe-pinned exclusive page mapped); with
+    more than half of swap in use, the page leaves the swap cache as it is kept."""
+    def dropped(swapped_out):
+        reclaims = "".join(f"  reclaim {va}\n" for va in range(1, 1 + swapped_out))
+        prog = program(f"thread 0\n  read 0\n{reclaims}  pin 0 0 rw fast longterm\n  reclaim 0\n",
+                       "map 0 1 anon rw populate=swap\nmap 1 2 anon rw populate=write\n")
+        outcome = execute(prog, Kernel)
+        assert not outcome.failed, outcome.trace.verdict
+        seq = labels(outcome)
+        last = max(i for i, label in enumerate(seq) if label == "shrink_inactive_list:folio_isolate_lru")
+        tail = [f"{o}.{f} {a}->{b}" for s in outcome.trace.steps[last:seq.index("exit_mmap:mmap_read_lock")]
+                for o, f, a, b in outcome.trace.changes_of(s)]
+        return any(c.endswith(".swapcache swp1->0") for c in tail)
+    assert not dropped(0)
+    assert dropped(2)                     # vm_swap_full: 3 of the 4 slots in use

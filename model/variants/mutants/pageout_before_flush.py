@@ -48,19 +48,16 @@ class PageoutBeforeFlush(Kernel):
                 self._putback(folio)
                 return False
             if not self.folio_alloc_swap(folio, "shrink_folio_list:folio_alloc_swap"):
-                self.folio_unlock(folio)                              # activate_locked
-                self._putback(folio)
+                self._activate_locked(folio)
                 return False
             self.folio_mark_dirty(folio)
         if folio.mapcount:
             await self.try_to_unmap(folio, batch_flush=True)
             if folio.mapcount:
-                self.folio_unlock(folio)                              # activate_locked
-                self._putback(folio)
+                self._activate_locked(folio)
                 return False
         if folio_maybe_dma_pinned(folio):
-            self.folio_unlock(folio)                                  # activate_locked
-            self._putback(folio)
+            self._activate_locked(folio)
             return False
         if folio.dirty:
             # (no try_to_unmap_flush_dirty(): the IO starts with the flush still deferred)
