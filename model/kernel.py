@@ -76,7 +76,7 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
         self.mms: list[MmStruct] = []
         # tables waiting for an RCU grace period, with the tasks that may still see them
         self.rcu_deferred_tables: list[tuple[PteTable, set]] = []
-        self.tlb_ubc_mms: list[MmStruct] = []   # reclaim's deferred TLB flush batch
+        self.tlb_ubc: dict = {}          # task id -> its TlbUnmapBatch (current->tlb_ubc)
         # anon_vma->rwsem / i_mmap_rwsem, one lock for every rmap: rmap walkers hold it
         # for read, unlinking a VMA from the rmap holds it for write
         self.rmap_lock = RwSemaphore("rmap_lock")

@@ -23,28 +23,62 @@ from model.pgtable import (PTRS_PER_PTE, USER_PAGES, PtePointer, pmd_addr_start,
                            pte_index, swp_entry_to_pte)
 
 
+class TlbUnmapBatch:
+    """include/linux/mm_types_task.h:tlbflush_unmap_batch: the mms a task's reclaim
+    cleared entries of without flushing, and whether any entry was dirty."""
+
+    __slots__ = ("mms", "writable")
+
+    def __init__(self):
+        self.mms: list = []
+        self.writable = False
+
+
 class VmscanOps:
     """Reclaim of anonymous folios to swap."""
 
     # -- deferred TLB flushes of reclaim (mm/rmap.c, v7.0) --------------------
-    def set_tlb_ubc_flush_pending(self, mm) -> None:
-        if mm not in self.tlb_ubc_mms:
-            self.tlb_ubc_mms.append(mm)
+    def tlb_ubc_of_current(self) -> TlbUnmapBatch:
+        """current->tlb_ubc: each reclaiming task batches its own deferred flushes."""
+        tid = self.sched.current.tid
+        batch = self.tlb_ubc.get(tid)
+        if batch is None:
+            batch = self.tlb_ubc[tid] = TlbUnmapBatch()
+        return batch
+
+    def set_tlb_ubc_flush_pending(self, mm, writable: bool = True) -> None:
+        """mm/rmap.c:set_tlb_ubc_flush_pending (v7.0): defer the flush to the current
+        task's batch; an entry that was dirty makes the batch writable."""
+        batch = self.tlb_ubc_of_current()
+        if mm not in batch.mms:
+            batch.mms.append(mm)
+        if writable:
+            batch.writable = True
         if not mm.tlb_flush_batched:
             self.sched.log(mm, "tlb_flush_batched", False, True)
             mm.tlb_flush_batched = True
 
     async def try_to_unmap_flush(self, label: str = "try_to_unmap_flush") -> None:
-        """mm/rmap.c:try_to_unmap_flush (v7.0): flush every CPU in the batch."""
-        if not self.tlb_ubc_mms:
+        """mm/rmap.c:try_to_unmap_flush (v7.0): flush every CPU in the current task's
+        batch."""
+        batch = self.tlb_ubc.get(self.sched.current.tid)
+        if batch is None or not batch.mms:
             return
         await self.sched.point(label)
-        mms, self.tlb_ubc_mms = self.tlb_ubc_mms, []
+        mms, batch.mms, batch.writable = batch.mms, [], False
         for mm in mms:
             for thread in mm.threads:
                 if thread.tlb:
                     self.sched.log(thread, "tlb", dict(thread.tlb), {})
                     thread.tlb.clear()
+
+    async def try_to_unmap_flush_dirty(self) -> None:
+        """mm/rmap.c:try_to_unmap_flush_dirty (v7.0): before writeback, flush only if a
+        dirty entry is in the batch -- through a clean one a CPU cannot store without a
+        walk, which finds the entry gone."""
+        batch = self.tlb_ubc.get(self.sched.current.tid)
+        if batch is not None and batch.writable:
+            await self.try_to_unmap_flush("shrink_folio_list:try_to_unmap_flush_dirty")
 
     # -- rmap side -----------------------------------------------------------------
     async def try_to_unmap_one(self, folio, vma, addr: int, batch_flush: bool) -> bool:
@@ -64,7 +98,7 @@ class VmscanOps:
         # Nuke the page table entry (A1).
         if batch_flush:
             pteval = self.ptep_get_and_clear(mm, addr, ptep)
-            self.set_tlb_ubc_flush_pending(mm)
+            self.set_tlb_ubc_flush_pending(mm, pteval.dirty)
         else:
             pteval = await self.ptep_clear_flush(vma, addr, ptep, "try_to_unmap_one:ptep_clear_flush")
         if pteval.dirty:
@@ -111,18 +145,16 @@ class VmscanOps:
         if folio.swapcache and self.vm_swap_full():
             self.folio_free_swap(folio)
         self.folio_unlock(folio)
-        self._putback(folio)
 
     async def shrink_folio(self, folio) -> bool:
         """One iteration of mm/vmscan.c:shrink_folio_list (v7.0) for an isolated anon
-        folio. Returns True if the folio was reclaimed (freed)."""
+        folio. Returns True if the folio was reclaimed (freed); a kept one is unlocked
+        and left isolated for shrink_folio_list to put back."""
         if not self.folio_trylock(folio):
-            self._putback(folio)                                     # keep
             return False
         if folio.kind == ANON and not folio.swapcache:
             if folio_maybe_dma_pinned(folio):
                 self.folio_unlock(folio)                              # keep_locked
-                self._putback(folio)
                 return False
             if not self.folio_alloc_swap(folio, "shrink_folio_list:folio_alloc_swap"):
                 self._activate_locked(folio)
@@ -137,26 +169,21 @@ class VmscanOps:
             self._activate_locked(folio)
             return False
         if folio.dirty:
-            await self.try_to_unmap_flush("shrink_folio_list:try_to_unmap_flush_dirty")
+            await self.try_to_unmap_flush_dirty()
             if not await self.pageout(folio):
                 self.folio_unlock(folio)                              # PAGE_KEEP: keep_locked
-                self._putback(folio)
                 return False
             if folio.writeback or folio.dirty:                        # PAGE_SUCCESS
-                self._putback(folio)                                  # keep
                 return False
             # A synchronous write - probably a ramdisk.  Go ahead and try to reclaim
             # the folio.
             if not self.folio_trylock(folio):
-                self._putback(folio)                                  # keep
                 return False
             if folio.dirty or folio.writeback:
                 self.folio_unlock(folio)                              # keep_locked
-                self._putback(folio)
                 return False
         if not self._remove_mapping(folio):
             self.folio_unlock(folio)                                  # keep_locked
-            self._putback(folio)
             return False
         return True
 
@@ -192,15 +219,19 @@ class VmscanOps:
         return True
 
     async def shrink_folio_list(self, folios) -> None:
-        """mm/vmscan.c:shrink_folio_list (v7.0): reclaimed folios are freed only after
-        the deferred TLB flush (try_to_unmap_flush before free_unref_folios)."""
-        free_folios = []
+        """mm/vmscan.c:shrink_folio_list (v7.0) and its caller's putback: reclaimed
+        folios are freed only after the deferred TLB flush (try_to_unmap_flush before
+        free_unref_folios); the kept ones go back to the LRU (ret_folios, then
+        reclaim_folio_list's putback) after it too, with their isolation reference held
+        until then."""
+        free_folios, kept = [], []
         for folio in folios:
-            if await self.shrink_folio(folio):
-                free_folios.append(folio)
+            (free_folios if await self.shrink_folio(folio) else kept).append(folio)
         await self.try_to_unmap_flush()
         for folio in free_folios:
             self.free_folio(folio)
+        for folio in kept:
+            self._putback(folio)
 
     # -- entry points ----------------------------------------------------------------
     async def reclaim_folio_at(self, mm, va: int) -> int:

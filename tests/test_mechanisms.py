@@ -423,3 +423,38 @@ def test_reclaim_that_gives_up_frees_the_swap_cache_when_swap_is_half_full():
         return any(c.endswith(".swapcache swp1->0") for c in tail)
     assert not dropped(0)
     assert dropped(2)                     # vm_swap_full: 3 of the 4 slots in use
+
+
+# -- reclaim's deferred TLB flush ------------------------------------------------------------------
+def test_each_reclaimer_flushes_its_own_batch():
+    """current->tlb_ubc: parent and child each reclaim their own page; a flush before
+    writeback flushes the CPUs of the mm its own task batched, not the other's."""
+    race = program("thread 0\n  fork 1\n  wait 0\n  read 0\n  reclaim 0\n"
+                   "thread 1\n  write 0\n  signal 0\n  reclaim 0\n")
+
+    def flushed_alone(outcome):
+        cleared = set()
+        for step in outcome.trace.steps:
+            if step.label == "page_vma_mapped_walk:pte_offset_map_lock":
+                cleared.add(step.tid)
+            elif step.label == "shrink_folio_list:try_to_unmap_flush_dirty":
+                if len(cleared) < 2:
+                    return False          # not both batched before the first flush
+                cpus = {o.split(".")[0] for o, f, a, b in outcome.trace.changes_of(step) if f == "tlb"}
+                return len(cpus) == 1
+        return False
+    assert some_schedule(race, Kernel, 2, flushed_alone) is not None
+
+
+def test_a_batch_of_clean_entries_is_not_flushed_before_writeback():
+    """try_to_unmap_flush_dirty flushes only a batch holding a dirty entry: a page mapped
+    clean (read back from zram, its swap cache dropped) goes to writeback unflushed, and
+    the batch is flushed before the page is freed."""
+    outcome = execute(program("thread 0\n  read 0\n  reclaim 0\n", "map 0 1 anon rw populate=swap\n",
+                              "swap zram\n"), Kernel)
+    assert not outcome.failed, outcome.trace.verdict
+    seq = labels(outcome)
+    start = seq.index("shrink_inactive_list:folio_isolate_lru", seq.index("do_swap_page:pte_offset_map_lock"))
+    assert "shrink_folio_list:try_to_unmap_flush_dirty" not in seq[start:]
+    assert "swap_writepage_bdev_sync:submit_bio_wait" in seq[start:]
+    assert "try_to_unmap_flush" in seq[start:]

@@ -199,7 +199,7 @@ class Invariants:
 
     def flush_pending(self, mm) -> bool:
         return (mm.tlb_flush_pending > 0 or mm.mmap_lock.writer is not None
-                or mm in self.tlb_ubc_mms)
+                or any(mm in batch.mms for batch in self.tlb_ubc.values()))
 
     def check_tlbs(self) -> None:
         for mm in self.mms:

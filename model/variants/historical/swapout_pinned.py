@@ -39,7 +39,6 @@ class SwapoutPinned(SwapoutPinnedRace):
         """mm/vmscan.c:shrink_page_list (v5.10) for one folio, on the v7.0 model's
         shrink_folio: add_to_swap() whether the page is pinned or not."""
         if not self.folio_trylock(folio):
-            self._putback(folio)                                     # keep
             return False
         if folio.kind == ANON and not folio.swapcache:
             if not self.folio_alloc_swap(folio, "shrink_folio_list:folio_alloc_swap"):
@@ -55,25 +54,20 @@ class SwapoutPinned(SwapoutPinnedRace):
             self._activate_locked(folio)
             return False
         if folio.dirty:
-            await self.try_to_unmap_flush("shrink_folio_list:try_to_unmap_flush_dirty")
+            await self.try_to_unmap_flush_dirty()
             if not await self.pageout(folio):
                 self.folio_unlock(folio)                              # PAGE_KEEP: keep_locked
-                self._putback(folio)
                 return False
             if folio.writeback or folio.dirty:                        # PAGE_SUCCESS
-                self._putback(folio)                                  # keep
                 return False
             # A synchronous write - probably a ramdisk.  Go ahead and try to reclaim
             # the folio.
             if not self.folio_trylock(folio):
-                self._putback(folio)                                  # keep
                 return False
             if folio.dirty or folio.writeback:
                 self.folio_unlock(folio)                              # keep_locked
-                self._putback(folio)
                 return False
         if not self._remove_mapping(folio):
             self.folio_unlock(folio)                                  # keep_locked
-            self._putback(folio)
             return False
         return True

@@ -40,12 +40,10 @@ class PageoutBeforeFlush(Kernel):
         """mm/vmscan.c:shrink_folio_list (v7.0) for one folio, without the
         try_to_unmap_flush_dirty() before pageout."""
         if not self.folio_trylock(folio):
-            self._putback(folio)                                     # keep
             return False
         if folio.kind == ANON and not folio.swapcache:
             if folio_maybe_dma_pinned(folio):
                 self.folio_unlock(folio)                              # keep_locked
-                self._putback(folio)
                 return False
             if not self.folio_alloc_swap(folio, "shrink_folio_list:folio_alloc_swap"):
                 self._activate_locked(folio)
@@ -63,22 +61,17 @@ class PageoutBeforeFlush(Kernel):
             # (no try_to_unmap_flush_dirty(): the IO starts with the flush still deferred)
             if not await self.pageout(folio):
                 self.folio_unlock(folio)                              # PAGE_KEEP: keep_locked
-                self._putback(folio)
                 return False
             if folio.writeback or folio.dirty:                        # PAGE_SUCCESS
-                self._putback(folio)                                  # keep
                 return False
             # A synchronous write - probably a ramdisk.  Go ahead and try to reclaim
             # the folio.
             if not self.folio_trylock(folio):
-                self._putback(folio)                                  # keep
                 return False
             if folio.dirty or folio.writeback:
                 self.folio_unlock(folio)                              # keep_locked
-                self._putback(folio)
                 return False
         if not self._remove_mapping(folio):
             self.folio_unlock(folio)                                  # keep_locked
-            self._putback(folio)
             return False
         return True
