@@ -62,7 +62,6 @@ class Kernel(PageOps, TlbOps, RmapOps, SwapOps, FaultOps, ForkOps, GupOps, ZapOp
         self.sched = sched
         self.next_pfn = 1
         self.next_table = 1
-        self.next_slot = 1
         self.next_mm = 1
         self.next_vid = 1
         self.zero_folio = Folio(0, ZERO, 0)

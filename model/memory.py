@@ -497,9 +497,6 @@ class FaultOps:
         mm = vma.vm_mm
         entry = vmf.orig_pte.swp
         ret = 0
-        if entry not in self.swap_slots:
-            # the entry was freed after our lockless read: the PTE changed, retry
-            return 0
         si = self.swap_info
         folio = self.swap_cache_get_folio(entry)
         if folio is None:

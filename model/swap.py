@@ -7,7 +7,10 @@ device of SWAP_PAGES slots:
 * ``has_cache`` / ``folio``: the slot's folio in the swap cache, which holds
   one folio reference and pins the slot; a slot is freed once it has
   neither;
-* ``data`` is what was last written to the device.
+* ``data`` is what was last written to the device;
+* slots are numbered 1..SWAP_PAGES and handed out lowest free first, so an
+  entry freed is soon another page's: a racing fault's pte_same and the
+  swap cache's folio_matches_swap_entry are what keep it apart.
 
 The device (swapon) is a disk or zram. v7.0 never bypasses the swap cache,
 not even for SWP_SYNCHRONOUS_IO ("mm, swap: never bypass the swap cache even
@@ -89,8 +92,10 @@ class SwapOps:
             return False
         if self.sched.should_fail(label):
             return False
-        slot = SwapSlot(self.next_slot)
-        self.next_slot += 1
+        # the lowest free slot: a freed entry comes back soon, as the kernel's
+        # allocator hands out freed offsets again (swap entries can meet ABA)
+        slot = SwapSlot(next(e for e in range(1, self.swap_info.pages + 1)
+                             if e not in self.swap_slots))
         self.swap_slots[slot.slot] = slot
         self.sched.log(slot, "alloc", None, folio.name)
         self.swap_cache_add_folio(folio, slot)
@@ -134,7 +139,15 @@ class SwapOps:
         folio = self.swap_cache_get_folio(entry)
         if folio is not None:
             return folio, False
-        slot = self._slot(entry)
+        # the allocation may sleep (GFP_KERNEL): the entry read from the PTE can be
+        # freed, and even handed out again, before swapcache_prepare claims it
+        await self.sched.point("swap_cache_alloc_folio:folio_alloc_mpol")
+        slot = self.swap_slots.get(entry)
+        if slot is None:                 # swapcache_prepare: -ENOENT, the entry was freed
+            return None, False
+        folio = self.swap_cache_get_folio(entry)
+        if folio is not None:            # swapcache_prepare: -EEXIST, someone else added it
+            return folio, False
         folio = self.alloc_folio(ANON, label + ":swap_cache_alloc_folio")
         if folio is None:
             return None, False

@@ -458,3 +458,47 @@ def test_a_batch_of_clean_entries_is_not_flushed_before_writeback():
     assert "shrink_folio_list:try_to_unmap_flush_dirty" not in seq[start:]
     assert "swap_writepage_bdev_sync:submit_bio_wait" in seq[start:]
     assert "try_to_unmap_flush" in seq[start:]
+
+
+# -- swap entries come back ---------------------------------------------------------------------------
+def test_a_freed_swap_entry_is_handed_out_again():
+    """Slots go lowest free first: a page read back from zram (which frees its slot) and
+    swapped out again gets the same entry, as the kernel's allocator hands freed offsets
+    out again; pte_same and folio_matches_swap_entry are what keep the two lives apart."""
+    outcome = execute(program("thread 0\n  read 0\n  reclaim 0\n  read 0\n",
+                              "map 0 1 anon rw populate=swap\n", "swap zram\n"), Kernel)
+    assert not outcome.failed, outcome.trace.verdict
+    trace = outcome.trace
+    allocs = [o for s in trace.steps for o, f, a, b in trace.changes_of(s) if f == "alloc"
+              and o.startswith("swp")]
+    assert allocs == ["swp1", "swp1"]
+    assert results(outcome)[-1] == results(outcome)[0]
+
+
+ABA_SWAPIN = program("thread 0\n  read 0\nthread 0\n  read 0\n  reclaim 0\n",
+                     "map 0 1 anon rw populate=swap\n", "swap zram\n")
+
+
+def test_a_fault_whose_swap_entry_came_back_maps_what_it_now_names():
+    """A fault reads the swap PTE and sleeps allocating its folio; meanwhile another
+    thread reads the page back (zram frees the slot) and swaps it out again to the same
+    entry. The fault's pte_same passes on the entry's second life, and it maps the page
+    the entry now names -- the latest contents -- and nothing goes wrong."""
+    def aba(outcome):
+        steps = outcome.trace.steps
+        allocs = [i for i, s in enumerate(steps)
+                  if any(o == "swp1" and f == "alloc" for o, f, a, b in outcome.trace.changes_of(s))]
+        if len(allocs) < 2:
+            return False
+        for i, step in enumerate(steps):          # a fault: its lockless read, then its ptl
+            if step.label != "handle_pte_fault:ptep_get_lockless" or i > allocs[1]:
+                continue
+            later = [j for j in range(i + 1, len(steps)) if steps[j].tid == step.tid]
+            ptl = next((j for j in later if steps[j].label == "do_swap_page:pte_offset_map_lock"), None)
+            reread = next((j for j in later if steps[j].label == step.label), len(steps))
+            if ptl is not None and allocs[1] < ptl < reread and any(
+                    o == "t1" and f == "pte[0]" and str(a).startswith("swp1")
+                    for o, f, a, b in outcome.trace.changes_of(steps[ptl])):
+                return True
+        return False
+    assert some_schedule(ABA_SWAPIN, Kernel, 2, aba) is not None
