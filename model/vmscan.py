@@ -17,7 +17,7 @@ complete later, and the folio is then kept for a later pass: not modelled).
 
 from __future__ import annotations
 
-from model.flags import EINVAL
+from model.flags import EINVAL, ENOMEM
 from model.page import ANON, folio_maybe_dma_pinned
 from model.pgtable import (PTRS_PER_PTE, USER_PAGES, PtePointer, pmd_addr_start, pmd_index,
                            pte_index, swp_entry_to_pte)
@@ -260,8 +260,10 @@ class VmscanOps:
         sched = self.sched
         await mm.mmap_lock.down_read(sched, "madvise_lock:mmap_read_lock")
         tlb = self.tlb_gather_mmu(mm)
+        covered = 0
         for vma in list(mm.vmas):
             s, e = max(start, vma.vm_start), min(end, vma.vm_end)
+            covered += max(0, e - s)
             addr = s
             while addr < e:
                 nxt = min(e, pmd_addr_start(addr) + PTRS_PER_PTE)
@@ -288,4 +290,4 @@ class VmscanOps:
                 addr = nxt
         await self.tlb_finish_mmu(tlb)
         mm.mmap_lock.up_read(sched)
-        return 0
+        return -ENOMEM if covered < npages else 0        # madvise_walk_vmas: a hole

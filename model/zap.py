@@ -14,7 +14,7 @@ zaps after downgrading it to read.
 
 from __future__ import annotations
 
-from model.flags import EINVAL
+from model.flags import EINVAL, ENOMEM
 from model.pgtable import PTRS_PER_PTE, USER_PAGES, PtePointer, pmd_addr_start, pmd_index, pte_index
 
 
@@ -243,6 +243,7 @@ class ZapOps:
         marks = self.spec.zap_begin(proc, range(start, end))
         self.spec.unmap_begin(proc, range(start, end))
         tlb = self.tlb_gather_mmu(mm)                                    # madvise_init_tlb
+        ret = 0
         vma = await self.lock_vma_under_rcu(mm, start)
         if vma is not None and vma.vm_end >= end:
             await self.zap_page_range_single_batched(tlb, vma, start, end)
@@ -252,16 +253,20 @@ class ZapOps:
             if vma is not None:
                 self.vma_end_read(vma)
             await mm.mmap_lock.down_read(self.sched, "madvise_lock:mmap_read_lock")
+            covered = 0
             for vma in list(mm.vmas):
                 if vma.vm_end <= start or vma.vm_start >= end:
                     continue
-                await self.zap_page_range_single_batched(tlb, vma, max(start, vma.vm_start),
-                                                         min(end, vma.vm_end))
+                s, e = max(start, vma.vm_start), min(end, vma.vm_end)
+                covered += e - s
+                await self.zap_page_range_single_batched(tlb, vma, s, e)
             await self.tlb_finish_mmu(tlb)                               # madvise_finish_tlb
             mm.mmap_lock.up_read(self.sched)
+            if covered < npages:
+                ret = -ENOMEM          # madvise_walk_vmas: a hole, after the rest is done
         self.spec.zap_end(proc, marks)
         self.spec.unmap_end(proc, range(start, end))
-        return 0
+        return ret
 
     async def zap_page_range_single_batched(self, tlb, vma, start: int, end: int) -> None:
         """mm/memory.c:zap_page_range_single_batched with reclaim_pt (v7.0): into the

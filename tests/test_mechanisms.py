@@ -502,3 +502,19 @@ def test_a_fault_whose_swap_entry_came_back_maps_what_it_now_names():
                 return True
         return False
     assert some_schedule(ABA_SWAPIN, Kernel, 2, aba) is not None
+
+
+@pytest.mark.parametrize("op", ["dontneed", "pageout"])
+def test_madvise_over_a_hole_does_the_rest_and_fails(op):
+    """madvise_walk_vmas skips an unmapped part of the range and returns -ENOMEM once the
+    mapped parts are done."""
+    outcome = execute(program(f"thread 0\n  {op} 0 3\n  read 2\n",
+                              "map 0 1 anon rw populate=write\nmap 2 1 anon rw populate=write\n"),
+                      Kernel)
+    assert not outcome.failed, outcome.trace.verdict
+    got = results(outcome)
+    assert got[0] == -12
+    if op == "dontneed":
+        assert got[1] == "v0(zero)"                  # page 2, past the hole, was zapped
+    else:
+        assert any(c.startswith("t1.pte[2]") and "->swp" in c for c in all_changes(outcome))
