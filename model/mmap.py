@@ -113,6 +113,7 @@ class MmapOps:
         while lock.writer is not None or lock.readers:
             await self.sched.wait(lock, label)
         lock.writers_waiting -= 1
+        self.sched.wake_all(lock)        # up_write: readers that queued behind the link go on
 
     def note_link_order(self, vma) -> None:
         """The order VMAs are linked into the rmap: the walk's tie-break after vm_pgoff."""
