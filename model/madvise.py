@@ -35,15 +35,14 @@ class MadviseOps:
             return -EINVAL
         await self.mmap_write_lock(mm, "madvise_lock:mmap_write_lock_killable")
         ret = 0
-        covered = 0
+        hole = self.range_has_hole(mm, start, end)
         for vma in [v for v in mm.vmas if v.vm_start < end and start < v.vm_end]:
             # madvise_walk_vmas: each VMA overlapping the range, clamped to it
             s, e = max(start, vma.vm_start), min(end, vma.vm_end)
-            covered += e - s
             ret = await self.madvise_vma_behavior(mm, vma, s, e, behavior)
             if ret:
                 break
-        if not ret and covered < npages:
+        if not ret and hole:
             ret = -ENOMEM                                          # unmapped_error
         self.mmap_write_unlock(mm)
         return ret

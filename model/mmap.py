@@ -115,6 +115,11 @@ class MmapOps:
         lock.writers_waiting -= 1
         self.sched.wake_all(lock)        # up_write: readers that queued behind the link go on
 
+    def range_has_hole(self, mm, start: int, end: int) -> bool:
+        """Some page of [start, end) is in no VMA: madvise_walk_vmas's unmapped_error."""
+        mapped = sum(max(0, min(end, v.vm_end) - max(start, v.vm_start)) for v in mm.vmas)
+        return mapped < end - start
+
     def note_link_order(self, vma) -> None:
         """The order VMAs are linked into the rmap: the walk's tie-break after vm_pgoff."""
         vma.vid = self.next_vid

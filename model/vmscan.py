@@ -260,10 +260,9 @@ class VmscanOps:
         sched = self.sched
         await mm.mmap_lock.down_read(sched, "madvise_lock:mmap_read_lock")
         tlb = self.tlb_gather_mmu(mm)
-        covered = 0
+        hole = self.range_has_hole(mm, start, end)
         for vma in list(mm.vmas):
             s, e = max(start, vma.vm_start), min(end, vma.vm_end)
-            covered += max(0, e - s)
             addr = s
             while addr < e:
                 nxt = min(e, pmd_addr_start(addr) + PTRS_PER_PTE)
@@ -290,4 +289,4 @@ class VmscanOps:
                 addr = nxt
         await self.tlb_finish_mmu(tlb)
         mm.mmap_lock.up_read(sched)
-        return -ENOMEM if covered < npages else 0        # madvise_walk_vmas: a hole
+        return -ENOMEM if hole else 0                    # madvise_walk_vmas: unmapped_error

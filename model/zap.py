@@ -253,17 +253,15 @@ class ZapOps:
             if vma is not None:
                 self.vma_end_read(vma)
             await mm.mmap_lock.down_read(self.sched, "madvise_lock:mmap_read_lock")
-            covered = 0
+            if self.range_has_hole(mm, start, end):
+                ret = -ENOMEM          # madvise_walk_vmas: a hole, after the rest is done
             for vma in list(mm.vmas):
                 if vma.vm_end <= start or vma.vm_start >= end:
                     continue
-                s, e = max(start, vma.vm_start), min(end, vma.vm_end)
-                covered += e - s
-                await self.zap_page_range_single_batched(tlb, vma, s, e)
+                await self.zap_page_range_single_batched(tlb, vma, max(start, vma.vm_start),
+                                                         min(end, vma.vm_end))
             await self.tlb_finish_mmu(tlb)                               # madvise_finish_tlb
             mm.mmap_lock.up_read(self.sched)
-            if covered < npages:
-                ret = -ENOMEM          # madvise_walk_vmas: a hole, after the rest is done
         self.spec.zap_end(proc, marks)
         self.spec.unmap_end(proc, range(start, end))
         return ret
