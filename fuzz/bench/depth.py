@@ -27,13 +27,15 @@ from model.variants import get_variant, load_design
 SLICE_RUNS = 2000
 
 
-def executions_to_find(variant: str, strategy: str, seed: int, cap: int) -> tuple[int | None, float]:
-    """(executions to the first violation of the variant's oracle or None, seconds)."""
+def executions_to_find(variant: str, strategy: str, seed: int, cap: int,
+                       options: dict | None = None) -> tuple[int | None, float]:
+    """(executions to the first violation of the variant's oracle or None, seconds);
+    ``options`` go to the strategy beside the seed."""
     cls = get_variant(variant)
     with tempfile.TemporaryDirectory(prefix="cowfuzz-depth-") as workdir:
         session = _HuntSession(cls, variant, workdir)
         session.target = cls.expected_oracle or "any"
-        strategy_obj = STRATEGIES[strategy].create(session, {"seed": seed})
+        strategy_obj = STRATEGIES[strategy].create(session, {**(options or {}), "seed": seed})
         start = time.monotonic()
         spent, slice_no = 0, 0
         try:

@@ -109,3 +109,37 @@ def random_schedule(rng: random.Random, length: int, preempt: float = 0.3) -> tu
     for _ in range(rng.randint(0, length)):
         out.append(rng.randint(1, 3) if rng.random() < preempt else 0)
     return tuple(out)
+
+
+#: the operations a pair program races: every generated one, drawn with equal chance, so
+#: that a rare operation meets every other as often as a common one does
+RACED = tuple(o for o in OPERATIONS.values() if o.weight)
+#: how a pair program's anonymous page starts: holding data, in memory or swapped out
+#: (a race on an empty page has nothing to lose, and file pages are random_program's)
+PAIR_POPULATE = ("write", "swap")
+
+
+def pair_program(rng: random.Random, *, observe: float = 0.3) -> Program:
+    """Two threads of one process, one operation each on a private anonymous page that
+    holds data, the first thread then loading the page (the second one, less often):
+    the small scope most concurrency bugs need (two threads, one object: Lu et al.,
+    ASPLOS 2008), as Snowboard and syzkaller's collide race a pair of calls. The load
+    is what sees a wrong effect: a stale translation, a lost store or a page the other
+    operation freed shows only to an access after the call returned. The first thread
+    is the one setup populated the page from, so it may hold a translation of it. An
+    execution of such a program is a few times cheaper than a ``random_program``'s."""
+    npages = rng.choice((1, 1, 2))
+    va = rng.randrange(0, USER_PAGES - npages + 1)
+    mapping = Mapping(va, npages, "anon", "rw", 0, rng.choice(PAIR_POPULATE))
+    g = _Gen(rng, (mapping,), 2, used=(mapping.va,))
+    threads = []
+    for observe_chance in (1.0, observe):
+        operation = rng.choice(RACED)
+        ops = [Op(operation.name, tuple(g.arg(a) for a in operation.args))]
+        if rng.random() < observe_chance:
+            ops.append(Op("read", (g.va(),)))
+        threads.append(ThreadSpec(0, tuple(ops)))
+    for child in range(1, g.next_child):       # a forked child touches the page once
+        threads.append(ThreadSpec(child, (Op("read", (mapping.va,)),)))
+    swap = ZRAM if rng.random() < 0.25 else DISK
+    return Program((mapping,), tuple(threads), (), swap=swap)

@@ -3,8 +3,12 @@ with fresh interleavings and mutated where the interleavings conflict
 (fuzz/search/guided/). Pure Python: no instrumentation of ``model/``, so an
 execution costs little more than a random one.
 
-Each iteration either generates a program (as random does) or picks a corpus
-entry by its energy -- the rarity of its features -- and makes one of:
+Each iteration runs a pair program (``pair_program``: two threads of one
+process racing one operation each on a page that holds data, the first
+thread then loading it -- the shape of most races, and a few times cheaper
+to run than anything else), generates a program (as random does) or picks
+a corpus entry by its energy -- the rarity of its features -- and makes one
+of:
 
 * a fresh interleaving: the entry's recorded schedule cut at a random
   decision, a newly seeded walk after it;
@@ -18,8 +22,8 @@ others switch often) and PCT. An execution that reaches a feature no
 earlier one did joins the corpus with the schedule it followed, which
 replays it exactly; so does one that reaches a known feature in far fewer
 steps than the entry that owns it (libFuzzer's -reduce_inputs), so that
-features drift to small programs. Options: ``generate``, the share of fresh
-programs.
+features drift to small programs. Options: ``pair``, the share of pair
+programs; ``generate``, the share of fresh programs among the rest.
 
 Entries other workers found reach the engine through the session's
 background replay, which runs them with the engine's probe (``replayer``)
@@ -31,7 +35,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from fuzz.program.generate import random_program
+from fuzz.program.generate import pair_program, random_program
 from fuzz.program.mutate import PROGRAM_MUTATION_WEIGHTS, crossover, delete_op, mutate
 from fuzz.program.program import ThreadSpec
 from fuzz.runtime.executor import execute, thread_name
@@ -49,6 +53,10 @@ SAMPLERS = ((0.1, 0), (0.2, 0), (0.3, 0), (0.5, 0), (0.0, 2), (0.0, 3), (0.0, 3)
 #: operations per thread of a generated program: small programs leave the walk fewer
 #: ways to miss a window; mutations grow the ones that matter
 GENERATED_OPS = 4
+#: probability of a pair program (two threads racing one operation each on one page,
+#: fuzz/program/generate.py) instead of anything else: a few times cheaper to run than
+#: the rest, and the shape of most races
+PAIR = 0.3
 #: mutated programs keep at most this many operations: bigger programs cost more per
 #: execution and rarely matter
 MAX_PROGRAM_OPS = 12
@@ -93,11 +101,14 @@ class Guided:
         self.corpus = Corpus()
         self.generation = session.corpus_generation   # of the corpus ours was built from
         self.moves = [m for m, w in MOVES for _ in range(w)]
+        self.pair = options.get("pair", PAIR)
         session.replayer = self._replay
 
     def _next_input(self, rng):
         """(program, prefix) for the next execution."""
         corpus = self.corpus
+        if rng.random() < self.pair:
+            return pair_program(rng), ()
         if not len(corpus) or rng.random() < self.generate:
             return random_program(rng, max_threads=3, max_ops=GENERATED_OPS, schedule_len=0), ()
         entry = corpus.pick(rng)
