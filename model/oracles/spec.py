@@ -53,6 +53,8 @@ class Spec:
         self.expected: dict[tuple[int, int], int | None] = {}
         self.writes: dict[tuple[int, int], int] = {}     # stores per (pid, va), to spot races
         self.unmaps: dict[tuple[int, int], int] = {}     # munmap/DONTNEED begins+ends per (pid, va)
+        #: (pid, va) -> mremaps into va that began or ended: a page may arrive there
+        self.arrivals: dict[tuple, int] = {}
         self.unmapping: dict[tuple[int, int], int] = {}  # munmap/DONTNEED in flight per (pid, va)
         # parent pid -> the fork in flight (its task) -> va -> values the parent had there
         self.fork_windows: dict[int, dict[object, dict[int, set[int]]]] = {}
@@ -256,6 +258,7 @@ class Spec:
         marks = {va: self.writes.get((proc.pid, va), 0) for va in (*olds, *news)}
         self.unmap_begin(proc, olds)
         self.unmap_begin(proc, news)
+        self._arrive(proc, news)
         for va in (*olds, *news):
             self.expected[(proc.pid, va)] = None
         move = [proc.pid, None, old, new, n]
@@ -267,6 +270,7 @@ class Spec:
         process stored at either address meanwhile: then either value may be seen)."""
         self.unmap_end(proc, range(old, old + n))
         self.unmap_end(proc, range(new, new + n))
+        self._arrive(proc, range(new, new + n))
         move = marks["move"]
         if not moved:
             self.moves.remove(move)
@@ -279,21 +283,28 @@ class Spec:
             settled = same and not self.unmapping.get(key_new, 0)
             self.expected[key_new] = marks["saved"][old + i] if settled else None
 
+    def _arrive(self, proc, vas) -> None:
+        for va in vas:
+            key = (proc.pid, va)
+            self.arrivals[key] = self.arrivals.get(key, 0) + 1
+
     def zap_begin(self, proc, vas) -> dict:
         """MADV_DONTNEED starts: until it ends, a load may see the old or the new view."""
         marks = {}
         for va in vas:
             key = (proc.pid, va)
-            marks[va] = self.writes.get(key, 0)
+            marks[va] = (self.writes.get(key, 0), self.arrivals.get(key, 0))
             self.expected[key] = None
         return marks
 
     def zap_end(self, proc, marks: dict) -> None:
         """MADV_DONTNEED ended: the view restarts, unless the process stored there
-        meanwhile (before or after the zap: either value may be seen)."""
-        for va, mark in marks.items():
+        meanwhile, or an mremap into the address began or ended meanwhile (it may have
+        moved a page there after the zap): the calls overlapped, so either value may
+        be seen."""
+        for va, (writes, arrivals) in marks.items():
             key = (proc.pid, va)
-            if self.writes.get(key, 0) == mark:
+            if self.writes.get(key, 0) == writes and self.arrivals.get(key, 0) == arrivals:
                 self.view_reset(proc, va, proc.mm.find_vma(va))
             else:
                 self.expected[key] = None
