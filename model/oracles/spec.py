@@ -54,7 +54,7 @@ class Spec:
         self.writes: dict[tuple[int, int], int] = {}     # stores per (pid, va), to spot races
         self.unmaps: dict[tuple[int, int], int] = {}     # munmap/DONTNEED begins+ends per (pid, va)
         #: (pid, va) -> mremaps into va that began or ended: a page may arrive there
-        self.arrivals: dict[tuple, int] = {}
+        self.arrivals: dict[tuple[int, int], int] = {}
         self.unmapping: dict[tuple[int, int], int] = {}  # munmap/DONTNEED in flight per (pid, va)
         # parent pid -> the fork in flight (its task) -> va -> values the parent had there
         self.fork_windows: dict[int, dict[object, dict[int, set[int]]]] = {}
