@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from fuzz.bench.depth import executions_to_find
-from fuzz.program.generate import PAIR_POPULATE, RACED, pair_program, random_program
+from fuzz.program.generate import PAIR_STATES, RACED, pair_program, random_program
 from fuzz.program.mutate import collide_op
 from fuzz.program.program import Op, Program, ThreadSpec
 from fuzz.runtime.choosers import POSChooser, ReplayChooser
@@ -150,23 +150,48 @@ def test_the_guided_engine_takes_received_entries_through_the_session_replay(tmp
 
 def test_a_pair_program_races_one_operation_per_thread_on_a_page_that_holds_data():
     raced = {o.name for o in RACED}
-    for seed in range(300):
+    states = {(kind, populate) for _, _, kind, populates, _ in PAIR_STATES for populate in populates}
+    seen = set()
+    for seed in range(400):
         p = pair_program(random.Random(seed))
         assert p == pair_program(random.Random(seed))          # the seed decides it
         (m,) = p.mappings
-        assert (m.kind, m.prot, m.populate in PAIR_POPULATE) == ("anon", "rw", True)
+        assert (m.kind, m.populate) in states
+        assert m.kind == "file" or m.prot == "rw"
         first, second, *children = p.threads
         assert first.pid == second.pid == 0
-        assert first.ops[0].name in raced and second.ops[0].name in raced
-        assert [op.name for op in first.ops[1:]] == ["read"]   # the first thread observes
-        assert len(second.ops) <= 2
-        assert all(t.pid > 0 and [op.name for op in t.ops] == ["read"] for t in children)
+        setup = [op.name for op in first.ops[:-2]]
+        assert setup in ([], ["fork", "signal"], ["fork", "waitpid", "signal"])
+        assert setup == [] or [op.name for op in second.ops[:1]] == ["wait"]  # after the setup
+        lead = 1 if setup else 0
+        assert first.ops[-2].name in raced and second.ops[lead].name in raced
+        assert first.ops[-1].name == "read"                    # the first thread observes
+        assert len(second.ops) <= lead + 2
+        assert all(t.pid > 0 for t in children)
+        if setup == ["fork", "signal"]:                        # the child holds the page
+            assert [op.name for op in children[0].ops] == ["wait", "read"]
+        if "waitpid" in setup:                                 # the child has exited
+            assert children[0].ops == ()
+        assert all([op.name for op in t.ops] == ["read"] for t in children[1 if setup else 0:])
+        seen.add((m.kind, tuple(setup)))
+    assert len(seen) == 4                                      # every state comes up
 
 
 def test_pair_programs_let_guided_find_two_zaps_racing_that_it_misses_without_them():
     """Two threads of one process zap the same page, and the first loads it after its own
     zap returned: a program random_program writes once in about 2,000. Deterministic for
     the seed; without pair programs the same budget finds nothing."""
-    found, _ = executions_to_find("parallel-zap-flush-miss", "guided", 1, 3000)
-    missed, _ = executions_to_find("parallel-zap-flush-miss", "guided", 1, 3000, {"pair": 0.0})
+    found, _ = executions_to_find("parallel-zap-flush-miss", "guided", 5, 3000)
+    missed, _ = executions_to_find("parallel-zap-flush-miss", "guided", 5, 3000, {"pair": 0.0})
+    assert found is not None and missed is None
+
+
+@pytest.mark.slow
+def test_a_pair_on_a_page_whose_cow_child_exited_finds_the_reuse_race():
+    """misplaced-unlock-page needs a page mapped once but not exclusive (forked, and the
+    child exited: the "unshared" state) when a write fault reuses it and a zap frees it;
+    random programs rarely fork, wait for the child and then race. Deterministic for the
+    seed; without pair programs the same budget finds nothing."""
+    found, _ = executions_to_find("misplaced-unlock-page", "guided", 3, 8000)
+    missed, _ = executions_to_find("misplaced-unlock-page", "guided", 3, 8000, {"pair": 0.0})
     assert found is not None and missed is None

@@ -42,8 +42,9 @@ def random_mappings(rng: random.Random) -> tuple[Mapping, ...]:
 
 
 class _Gen:
-    def __init__(self, rng, mappings, max_ops, used=()):
+    def __init__(self, rng, mappings, max_ops, used=(), slots=2):
         self.rng = rng
+        self.slots = slots
         self.vas = sorted({va for m in mappings for va in range(m.va, m.va + m.npages)}) or [0]
         self.max_ops = max_ops
         self.next_child = 1
@@ -61,7 +62,7 @@ class _Gen:
 
     def arg(self, arg: Arg):
         """A value for ``arg``: addresses mostly mapped, pids of processes that exist,
-        the first two pin slots, a new process id for a child."""
+        the first pin slots, a new process id for a child."""
         rng = self.rng
         name = arg.name
         if name == "va":
@@ -71,7 +72,7 @@ class _Gen:
         if name == "pid":
             return rng.randrange(self.next_child)
         if name == "slot":
-            return rng.randrange(2)
+            return rng.randrange(self.slots)
         if name == "child":
             self.next_child += 1
             return self.next_child - 1
@@ -114,32 +115,75 @@ def random_schedule(rng: random.Random, length: int, preempt: float = 0.3) -> tu
 #: the operations a pair program races: every generated one, drawn with equal chance, so
 #: that a rare operation meets every other as often as a common one does
 RACED = tuple(o for o in OPERATIONS.values() if o.weight)
-#: how a pair program's anonymous page starts: holding data, in memory or swapped out
-#: (a race on an empty page has nothing to lose, and file pages are random_program's)
-PAIR_POPULATE = ("write", "swap")
+#: the states of the COW lifecycle a pair program's page starts the race in: (name,
+#: weight, mapping kind, how setup populates it, what the first thread does before the
+#: race). A race on an empty page has nothing to lose. A page its only process wrote
+#: is the common case, and the only state in which the first thread holds a writable
+#: translation when the race begins (stale translations are where lost stores come from).
+PAIR_STATES = (
+    ("exclusive", 3, "anon", ("write",), ()),       # written: PageAnonExclusive, mapped once
+    ("swapped", 1, "anon", ("swap",), ()),          # written, then a swap entry
+    ("shared", 1, "anon", ("write",), ("fork",)),   # COW-shared with a live child
+    ("unshared", 1, "anon", ("write",), ("fork", "waitpid")),  # the child exited: mapped
+                                                    # once, not exclusive (the reuse path)
+    ("file", 1, "file", ("none", "read"), ()),      # a private file page COW will copy
+)
+_STATE_WEIGHTS = tuple(state[1] for state in PAIR_STATES)
+#: the user-space event the first thread sets when its page is in its state, and the
+#: second thread waits for before its operation
+PAIR_EVENT = 0
+
+
+def _raced_pair(rng: random.Random):
+    """Two operations to race, uniformly among the pairs where an operation that needs
+    another one's product (a pin, a pipe page) comes with it: alone it does nothing."""
+    while True:
+        pair = rng.choice(RACED), rng.choice(RACED)
+        names = {o.name for o in pair}
+        if all(o.needs in names for o in pair if o.needs):
+            return pair
 
 
 def pair_program(rng: random.Random, *, observe: float = 0.3) -> Program:
-    """Two threads of one process, one operation each on a private anonymous page that
-    holds data, the first thread then loading the page (the second one, less often):
-    the small scope most concurrency bugs need (two threads, one object: Lu et al.,
-    ASPLOS 2008), as Snowboard and syzkaller's collide race a pair of calls. The load
-    is what sees a wrong effect: a stale translation, a lost store or a page the other
-    operation freed shows only to an access after the call returned. The first thread
-    is the one setup populated the page from, so it may hold a translation of it. An
-    execution of such a program is a few times cheaper than a ``random_program``'s."""
+    """Two threads of one process, one operation each on a private page in one state of
+    the COW lifecycle (``PAIR_STATES``), the first thread then loading the page (the
+    second one, less often): the small scope most concurrency bugs need (two threads,
+    one object: Lu et al., ASPLOS 2008), as Snowboard and syzkaller's collide race a
+    pair of calls. The load is what sees a wrong effect: a stale translation, a lost
+    store or a page the other operation freed shows only to an access after the call
+    returned. The first thread is the one setup populated the page from, so it may hold
+    a translation of it; when the state takes a fork, it forks and signals the second
+    thread once the page is there. An execution of such a program is a few times
+    cheaper than a ``random_program``'s."""
+    _, _, kind, populate, before = rng.choices(PAIR_STATES, weights=_STATE_WEIGHTS)[0]
     npages = rng.choice((1, 1, 2))
     va = rng.randrange(0, USER_PAGES - npages + 1)
-    mapping = Mapping(va, npages, "anon", "rw", 0, rng.choice(PAIR_POPULATE))
-    g = _Gen(rng, (mapping,), 2, used=(mapping.va,))
+    if kind == "anon":
+        mapping = Mapping(va, npages, kind, "rw", 0, rng.choice(populate))
+    else:
+        prot = rng.choice(("r", "rw"))
+        pgoff = rng.randrange(0, FILE_PAGES - npages + 1)
+        mapping = Mapping(va, npages, kind, prot, pgoff, rng.choice(populate))
+    g = _Gen(rng, (mapping,), 2, used=(mapping.va,), slots=1)
+    setup = []
+    if before:                                   # fork (and wait for the child's exit)
+        setup = [Op("fork", (g.next_child,))]
+        if "waitpid" in before:
+            setup.append(Op("waitpid", (g.next_child,)))
+        g.next_child += 1
+        setup.append(Op("signal", (PAIR_EVENT,)))
     threads = []
-    for observe_chance in (1.0, observe):
-        operation = rng.choice(RACED)
-        ops = [Op(operation.name, tuple(g.arg(a) for a in operation.args))]
+    leads = ((1.0, setup), (observe, [Op("wait", (PAIR_EVENT,))] if setup else []))
+    for (observe_chance, lead), operation in zip(leads, _raced_pair(rng)):
+        ops = lead + [Op(operation.name, tuple(g.arg(a) for a in operation.args))]
         if rng.random() < observe_chance:
             ops.append(Op("read", (g.va(),)))
         threads.append(ThreadSpec(0, tuple(ops)))
-    for child in range(1, g.next_child):       # a forked child touches the page once
+    if before == ("fork",):                      # the child keeps the page mapped into the race
+        threads.append(ThreadSpec(1, (Op("wait", (PAIR_EVENT,)), Op("read", (mapping.va,)))))
+    elif before:
+        threads.append(ThreadSpec(1, ()))
+    for child in range(2 if before else 1, g.next_child):   # a raced fork's child touches the page once
         threads.append(ThreadSpec(child, (Op("read", (mapping.va,)),)))
     swap = ZRAM if rng.random() < 0.25 else DISK
     return Program((mapping,), tuple(threads), (), swap=swap)

@@ -113,6 +113,9 @@ class Operation:
     weight: int                    # relative frequency in generated programs (0: never)
     value: bool = False            # a non-negative result is a value token
     vocabulary: tuple[tuple, ...] = ()   # argument tuples the exhaustive strategy uses
+    #: the operation that makes what this one uses (syzkaller's resources): without it
+    #: in the program this one does nothing (an unpin with no pin, a read of an empty pipe)
+    needs: str = ""
     #: ``call(kernel, thread, args)``: the entry point's coroutine for a program's values
     call: Callable = field(init=False, repr=False, compare=False)
 
@@ -164,17 +167,19 @@ OPERATIONS: dict[str, Operation] = _table(
               vocabulary=_product((0,), (0, 4), ("ro", "rw"), ("fast", "slow"),
                                   ("longterm", "short"))),
     Operation("unpin", (SLOT,), "op_unpin", "unpin_user_page() on the pin in `slot`",
-              opcode=11, rank=4, weight=3, vocabulary=((0,),)),
+              opcode=11, rank=4, weight=3, vocabulary=((0,),), needs="pin"),
     Operation("devread", (SLOT,), "op_devread", "the device reads the page pinned in `slot` "
-              "(DMA from memory)", opcode=12, rank=5, weight=5, value=True, vocabulary=((0,),)),
+              "(DMA from memory)", opcode=12, rank=5, weight=5, value=True, vocabulary=((0,),),
+              needs="pin"),
     Operation("devwrite", (SLOT,), "op_devwrite", "the device writes the page pinned in `slot` "
               "(DMA to memory; needs an rw pin) and, as a driver does, dirties it "
               "(bio_set_pages_dirty)",
-              opcode=13, rank=6, weight=4, value=True, vocabulary=((0,),)),
+              opcode=13, rank=6, weight=4, value=True, vocabulary=((0,),), needs="pin"),
     Operation("vmsplice", (VA,), "op_vmsplice", "vmsplice() the page at `va` into the caller's "
               "pipe (a GUP reference, no pin)", opcode=14, rank=13, weight=3, vocabulary=((0,),)),
     Operation("piperead", (), "op_piperead", "read() the oldest page from the caller's pipe",
-              opcode=15, rank=14, weight=3, value=True, vocabulary=((),)),
+              opcode=15, rank=14, weight=3, value=True, vocabulary=((),),
+              needs="vmsplice"),
     Operation("mprotect", (VA, NPAGES, PROT), "op_mprotect", "mprotect() the range to `prot`",
               opcode=4, rank=7, weight=4, vocabulary=((0, 1, "r"), (0, 1, "rw"))),
     Operation("dontneed", (VA, NPAGES), "op_dontneed", "madvise(MADV_DONTNEED): zap the range",
@@ -278,6 +283,8 @@ def table_errors(kernel_cls=None) -> list[str]:
     for o in ops:
         if kernel_cls is not None and not callable(getattr(kernel_cls, o.entry, None)):
             errors.append(f"{o.name}: {kernel_cls.__name__} has no method {o.entry}")
+        if o.needs and o.needs not in OPERATIONS:
+            errors.append(f"{o.name}: needs unknown operation {o.needs!r}")
         for args in o.vocabulary:
             why = validate_op(Op(o.name, args))
             if why:

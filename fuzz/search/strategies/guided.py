@@ -4,9 +4,9 @@ with fresh interleavings and mutated where the interleavings conflict
 execution costs little more than a random one.
 
 Each iteration runs a pair program (``pair_program``: two threads of one
-process racing one operation each on a page that holds data, the first
-thread then loading it -- the shape of most races, and a few times cheaper
-to run than anything else), generates a program (as random does) or picks
+process racing one operation each on a page in one state of the COW
+lifecycle, the first thread then loading it -- the shape of most races, and
+a few times cheaper to run than anything else), generates a program (as random does) or picks
 a corpus entry by its energy -- the rarity of its features -- and makes one
 of:
 
@@ -56,7 +56,7 @@ GENERATED_OPS = 4
 #: probability of a pair program (two threads racing one operation each on one page,
 #: fuzz/program/generate.py) instead of anything else: a few times cheaper to run than
 #: the rest, and the shape of most races
-PAIR = 0.3
+PAIR = 0.4
 #: mutated programs keep at most this many operations: bigger programs cost more per
 #: execution and rarely matter
 MAX_PROGRAM_OPS = 12
