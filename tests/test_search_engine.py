@@ -15,6 +15,7 @@ import pytest
 from fuzz.bench.depth import executions_to_find
 from fuzz.program.generate import PAIR_STATES, RACED, pair_program, random_program
 from fuzz.program.mutate import collide_op
+from fuzz.program.ops import OPERATIONS
 from fuzz.program.program import Op, Program, ThreadSpec
 from fuzz.runtime.choosers import POSChooser, ReplayChooser
 from fuzz.runtime.executor import execute
@@ -165,6 +166,8 @@ def test_a_pair_program_races_one_operation_per_thread_on_a_page_that_holds_data
         assert setup == [] or [op.name for op in second.ops[:1]] == ["wait"]  # after the setup
         lead = 1 if setup else 0
         assert first.ops[-2].name in raced and second.ops[lead].name in raced
+        pair = {first.ops[-2].name, second.ops[lead].name}      # a consumer comes with its producer
+        assert all(OPERATIONS[n].needs in pair for n in pair if OPERATIONS[n].needs)
         assert first.ops[-1].name == "read"                    # the first thread observes
         assert len(second.ops) <= lead + 2
         assert all(t.pid > 0 for t in children)

@@ -6,8 +6,8 @@ execution costs little more than a random one.
 Each iteration runs a pair program (``pair_program``: two threads of one
 process racing one operation each on a page in one state of the COW
 lifecycle, the first thread then loading it -- the shape of most races, and
-a few times cheaper to run than anything else), generates a program (as random does) or picks
-a corpus entry by its energy -- the rarity of its features -- and makes one
+a few times cheaper to run than anything else), generates a program (as
+random does) or picks a corpus entry by its energy -- the rarity of its features -- and makes one
 of:
 
 * a fresh interleaving: the entry's recorded schedule cut at a random
