@@ -10,7 +10,12 @@ The thread (28-29 Sep 2022), and which choice follows which message:
   it." So fork (copy_cow_pte_range) takes the parent table's ptl once and,
   for every VMA of the table, does the ordinary per-PTE fork work in place
   (copy_present_ptes / copy_nonpresent_pte with the parent's entry as both
-  source and destination, as v4 does), then -- still under the ptl --
+  source and destination, as v4 does), except that the parent's entry is
+  changed where it lies, as upstream fork changes it (ptep_set_wrprotect),
+  never by writing back the value read before: v4's set_pte_at of that value
+  drops a Dirty bit a store set meanwhile through the still-writable entry
+  (corpus/cowpte-relaxed/in-place-prepare-drops-the-dirty-bit.cow, found by
+  a campaign when this design did as v4); then -- still under the ptl --
   write-protects the parent's pmd (pmdp_set_wrprotect), takes a table
   reference (pmd_get_pte) and points the child's pmd at the table,
   read-only (set_pmd_at), each pmd under its pmd lock.
@@ -70,8 +75,9 @@ The thread (28-29 Sep 2022), and which choice follows which message:
 
 from __future__ import annotations
 
-from model.flags import EAGAIN, VM_DONTCOPY, VM_WIPEONFORK
-from model.pgtable import Pmd, PtePointer, pmd_index, pmd_wrprotect, pte_index
+from model.flags import EAGAIN, VM_DONTCOPY, VM_WIPEONFORK, is_cow_mapping
+from model.pgtable import (Pmd, PtePointer, pmd_index, pmd_wrprotect, pte_index, pte_mkdirty,
+                           pte_mkold, pte_wrprotect)
 from model.variants import register
 from model.variants.cowpte.common import CowPteKernel
 
@@ -192,8 +198,28 @@ class CowPteRelaxed(CowPteKernel):
                 self.folio_put(folio)
         else:
             self.swap_put_entries_direct(orig.swp)
-        if self.ptep_get(ptep) != orig:
+        live = self.ptep_get(ptep)
+        if orig.present and live.dirty:
+            orig = pte_mkdirty(orig)               # a store dirtied it after it was read
+        if live != orig:
             self.set_pte_at(vma.vm_mm, addr, ptep, orig)
+
+    def _copy_present_ptes(self, dst_vma, src_vma, dst_p, src_p, pte, addr: int) -> None:
+        """mm/memory.c:__copy_present_ptes (v7.0); in place (fork preparing the table it
+        shares), the parent's live entry is write-protected and made old where it lies
+        (ptep_set_wrprotect, ptep_test_and_clear_young: atomic, so a Dirty bit the
+        hardware set after ``pte`` was read stays), and a shared mapping's entry is not
+        made clean: it is the parent's own."""
+        if dst_p.table is not src_p.table or dst_p.idx != src_p.idx:
+            super()._copy_present_ptes(dst_vma, src_vma, dst_p, src_p, pte, addr)
+            return
+        live = self.ptep_get(src_p)
+        new = live
+        if is_cow_mapping(src_vma.vm_flags) and live.write:
+            new = pte_wrprotect(new)
+        new = pte_mkold(new)
+        if new != live:
+            self.set_pte_at(src_vma.vm_mm, addr, src_p, new)
 
     async def share_prepared_table(self, src_mm, dst_mm, addr: int) -> None:
         """The end of copy_cow_pte_range (v4 02/14: pmdp_set_wrprotect, pmd_get_pte,
