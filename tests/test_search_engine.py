@@ -24,6 +24,7 @@ from fuzz.search.guided.corpus import Corpus, Entry
 from fuzz.search.guided.probe import Probe
 from fuzz.search.guided.schedules import targeted
 from model.kernel import Kernel
+from model.pgtable import PTRS_PER_PTE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COUNTS = EventCounts()
@@ -32,7 +33,15 @@ CHOOSERS = {
     "surw": lambda rng, p: URWChooser(rng, p, COUNTS, fail=0.1),
     "walk": lambda rng, p: Probe((1, 0, 2), rng.getrandbits(32), switch=0.3, fail=0.1),
     "pct": lambda rng, p: Probe((), rng.getrandbits(32), pct_depth=3, k=60),
+    "probe-urw": lambda rng, p: _urw_probe(rng, p),
 }
+
+
+def _urw_probe(rng, program):
+    """guided's URW sampler: a prefix, then URW sharing the probe's generator."""
+    probe = Probe((0, 1), rng.getrandbits(32), fail=0.1)
+    probe.urw = URWChooser(probe.rng, program, COUNTS, fail=0.1)
+    return probe
 
 
 @pytest.mark.parametrize("name", sorted(CHOOSERS))
@@ -153,6 +162,7 @@ def test_a_pair_program_races_one_operation_per_thread_on_a_page_that_holds_data
     raced = {o.name for o in RACED}
     states = {(kind, populate) for _, _, kind, populates, _ in PAIR_STATES for populate in populates}
     seen = set()
+    tables = whole = 0
     for seed in range(400):
         p = pair_program(random.Random(seed))
         assert p == pair_program(random.Random(seed))          # the seed decides it
@@ -177,15 +187,24 @@ def test_a_pair_program_races_one_operation_per_thread_on_a_page_that_holds_data
             assert children[0].ops == ()
         assert all([op.name for op in t.ops] == ["read"] for t in children[1 if setup else 0:])
         seen.add((m.kind, tuple(setup)))
+        if m.npages == PTRS_PER_PTE:                           # a whole page table
+            assert m.va % PTRS_PER_PTE == 0
+            tables += 1
+            ranged = [op for op in (first.ops[-2], second.ops[lead])
+                      if "npages" in OPERATIONS[op.name].arg_names]
+            whole += any(op.args[0] == m.va and op.args[1] == m.npages for op in ranged)
+        else:
+            assert m.npages in (1, 2)
     assert len(seen) == 4                                      # every state comes up
+    assert 60 < tables < 140 and whole > 10    # a range operation often empties the table
 
 
 def test_pair_programs_let_guided_find_two_zaps_racing_that_it_misses_without_them():
     """Two threads of one process zap the same page, and the first loads it after its own
     zap returned: a program random_program writes once in about 2,000. Deterministic for
     the seed; without pair programs the same budget finds nothing."""
-    found, _ = executions_to_find("parallel-zap-flush-miss", "guided", 5, 3000)
-    missed, _ = executions_to_find("parallel-zap-flush-miss", "guided", 5, 3000, {"pair": 0.0})
+    found, _ = executions_to_find("parallel-zap-flush-miss", "guided", 12, 3000)
+    missed, _ = executions_to_find("parallel-zap-flush-miss", "guided", 12, 3000, {"pair": 0.0})
     assert found is not None and missed is None
 
 
@@ -195,6 +214,18 @@ def test_a_pair_on_a_page_whose_cow_child_exited_finds_the_reuse_race():
     child exited: the "unshared" state) when a write fault reuses it and a zap frees it;
     random programs rarely fork, wait for the child and then race. Deterministic for the
     seed; without pair programs the same budget finds nothing."""
-    found, _ = executions_to_find("misplaced-unlock-page", "guided", 3, 8000)
-    missed, _ = executions_to_find("misplaced-unlock-page", "guided", 3, 8000, {"pair": 0.0})
+    found, _ = executions_to_find("misplaced-unlock-page", "guided", 8, 8000)
+    missed, _ = executions_to_find("misplaced-unlock-page", "guided", 8, 8000, {"pair": 0.0})
     assert found is not None and missed is None
+
+
+@pytest.mark.slow
+def test_urw_among_guided_samplers_splits_a_short_operation_around_a_fork():
+    """gup-fast-seq-parity needs GUP-fast to read the PTE before a whole fork and pin the
+    page after it: a random walk or PCT rarely lets the long fork run whole in between,
+    URW (weighing each task by the steps it has left) often does. Deterministic for the
+    seed; without URW the same budget finds nothing."""
+    found, _ = executions_to_find("gup-fast-seq-parity", "guided", 1, 20000)
+    missed, _ = executions_to_find("gup-fast-seq-parity", "guided", 1, 20000, {"urw": 0})
+    assert found is not None and missed is None
+

@@ -13,7 +13,7 @@ import random
 
 from fuzz.program.ops import OPERATIONS, Arg
 from fuzz.program.program import FILE_PAGES, MAX_PROCS, POPULATE, Mapping, Op, Program, ThreadSpec
-from model.pgtable import USER_PAGES
+from model.pgtable import PTRS_PER_PTE, USER_PAGES
 from model.swap import DISK, ZRAM
 
 #: generated in place of an operation that creates a process when every process id is taken
@@ -42,9 +42,12 @@ def random_mappings(rng: random.Random) -> tuple[Mapping, ...]:
 
 
 class _Gen:
-    def __init__(self, rng, mappings, max_ops, used=(), slots=2):
+    def __init__(self, rng, mappings, max_ops, used=(), slots=2, whole=0.0):
         self.rng = rng
         self.slots = slots
+        #: how often a range takes in a whole mapping (``npages`` the mapping's size)
+        self.whole = whole
+        self.sizes = sorted({m.npages for m in mappings})
         self.vas = sorted({va for m in mappings for va in range(m.va, m.va + m.npages)}) or [0]
         self.max_ops = max_ops
         self.next_child = 1
@@ -68,6 +71,8 @@ class _Gen:
         if name == "va":
             return self.va()
         if name == "npages":
+            if self.sizes and rng.random() < self.whole:
+                return rng.choice(self.sizes)
             return rng.choice((1, 1, 1, 2, 4))
         if name == "pid":
             return rng.randrange(self.next_child)
@@ -153,18 +158,24 @@ def pair_program(rng: random.Random, *, observe: float = 0.3) -> Program:
     store or a page the other operation freed shows only to an access after the call
     returned. The first thread is the one setup populated the page from, so it may hold
     a translation of it; when the state takes a fork, it forks and signals the second
-    thread once the page is there. An execution of such a program is a few times
+    thread once the page is there. A quarter of them map the page's whole page table,
+    and their range operations take in the whole mapping half the time: emptying a
+    table frees it (munmap's free_pgtables, MADV_DONTNEED's table reclaim) under
+    whatever walks it without locks. An execution of such a program is a few times
     cheaper than a ``random_program``'s."""
     _, _, kind, populate, before = rng.choices(PAIR_STATES, weights=_STATE_WEIGHTS)[0]
-    npages = rng.choice((1, 1, 2))
-    va = rng.randrange(0, USER_PAGES - npages + 1)
+    npages = rng.choice((1, 1, 2, PTRS_PER_PTE))
+    if npages == PTRS_PER_PTE:                   # a whole page table: a range operation
+        va = rng.randrange(0, USER_PAGES, PTRS_PER_PTE)    # that empties it frees the table
+    else:
+        va = rng.randrange(0, USER_PAGES - npages + 1)
     if kind == "anon":
         mapping = Mapping(va, npages, kind, "rw", 0, rng.choice(populate))
     else:
         prot = rng.choice(("r", "rw"))
         pgoff = rng.randrange(0, FILE_PAGES - npages + 1)
         mapping = Mapping(va, npages, kind, prot, pgoff, rng.choice(populate))
-    g = _Gen(rng, (mapping,), 2, used=(mapping.va,), slots=1)
+    g = _Gen(rng, (mapping,), 2, used=(mapping.va,), slots=1, whole=0.5)
     setup = []
     if before:                                   # fork (and wait for the child's exit)
         setup = [Op("fork", (g.next_child,))]

@@ -3,8 +3,10 @@
 An input of the guided engine is (program, prefix, seed). The prefix is
 followed choice by choice; past it a sampler seeded with ``seed`` decides:
 a random walk that switches task with probability ``switch`` at each
-decision, or -- with ``pct_depth`` -- PCT (random task priorities and
-depth - 1 priority change points among the first ``k`` decisions). So every
+decision, PCT (``pct_depth``: random task priorities and depth - 1 priority
+change points among the first ``k`` decisions), or a selectively uniform
+random walk (``urw``: fuzz/runtime/urw.py, which weighs each task by the
+state-changing steps it has left). So every
 execution of a corpus program samples a fresh interleaving, and the
 execution still replays exactly: the scheduler records every effective
 choice, and that recorded schedule is what a kept entry carries.
@@ -114,12 +116,15 @@ class Probe:
 
     __slots__ = ("prefix", "rng", "switch", "fail", "steps", "labels", "tids", "ops",
                  "decisions", "conflicts", "features", "_last", "_seen", "_op",
-                 "_priority", "_changes", "_stored", "names", "opindex", "racing", "_started")
+                 "_priority", "_changes", "_stored", "names", "opindex", "racing", "_started",
+                 "urw")
 
     def __init__(self, prefix, seed: int, switch: float = 0.3, fail: float = 0.0,
-                 pct_depth: int = 0, k: int = 100):
+                 pct_depth: int = 0, k: int = 100, urw=None):
         self.prefix = prefix
         self.rng = random.Random(seed)
+        #: a URWChooser to decide past the prefix (it shares ``rng``), or None
+        self.urw = urw
         self.switch = switch
         self.fail = fail
         #: PCT: task priorities, and the decisions at which the running task drops
@@ -150,6 +155,8 @@ class Probe:
             c = self.prefix[d] % n
         elif runnable is None:
             c = 1 if self.fail and self.rng.random() < self.fail else 0
+        elif self.urw is not None:
+            c = self.urw.choose(n, label, runnable)
         elif self._priority is not None:
             c = self._pct(d, runnable)
         elif self.rng.random() < self.switch:
@@ -201,6 +208,8 @@ class Probe:
             self.features.add(feature_id(("reads-from", name, how, other)))
 
     def observe(self, step) -> None:
+        if self.urw is not None:
+            self.urw.observe(step)
         i = self.steps
         self.steps = i + 1
         tid = step.tid

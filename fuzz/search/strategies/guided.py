@@ -18,12 +18,17 @@ of:
 
 The sampler past the prefix is drawn per execution: random walks of
 several switch probabilities (some let a task run long uninterrupted,
-others switch often) and PCT. An execution that reaches a feature no
+others switch often), PCT with its change points spread over the decisions
+the input will make (its corpus entry's, or the average of its kind: pair
+or generated; a change point past the end is lost), and URW, which weighs a task by the state-changing steps it has left
+(a short operation then rarely runs whole before or after a long one, such
+as a fork). An execution that reaches a feature no
 earlier one did joins the corpus with the schedule it followed, which
 replays it exactly; so does one that reaches a known feature in far fewer
 steps than the entry that owns it (libFuzzer's -reduce_inputs), so that
 features drift to small programs. Options: ``pair``, the share of pair
-programs; ``generate``, the share of fresh programs among the rest.
+programs; ``generate``, the share of fresh programs among the rest; ``urw``
+(0 leaves URW out of the samplers).
 
 Entries other workers found reach the engine through the session's
 background replay, which runs them with the engine's probe (``replayer``)
@@ -39,6 +44,7 @@ from fuzz.program.generate import pair_program, random_program
 from fuzz.program.mutate import PROGRAM_MUTATION_WEIGHTS, crossover, delete_op, mutate
 from fuzz.program.program import ThreadSpec
 from fuzz.runtime.executor import execute, thread_name
+from fuzz.runtime.urw import EventCounts, URWChooser
 from fuzz.search.guided.corpus import Corpus, Entry
 from fuzz.search.guided.probe import Probe
 from fuzz.search.guided.schedules import targeted
@@ -48,8 +54,9 @@ GENERATE = 0.2
 #: what to do with a picked entry: (kind, weight)
 MOVES = (("reseed", 4), ("targeted", 3), ("mutate", 3), ("crossover", 1), ("slice", 1))
 #: the samplers past the prefix, drawn per execution: random walks that switch task
-#: with these probabilities, and PCT of these depths (switch 0)
-SAMPLERS = ((0.1, 0), (0.2, 0), (0.3, 0), (0.5, 0), (0.0, 2), (0.0, 3), (0.0, 3))
+#: with these probabilities, PCT of these depths (switch 0), and URW (depth "urw")
+SAMPLERS = ((0.1, 0), (0.2, 0), (0.3, 0), (0.5, 0), (0.0, 2), (0.0, 3), (0.0, 3),
+            (0.0, "urw"), (0.0, "urw"))
 #: operations per thread of a generated program: small programs leave the walk fewer
 #: ways to miss a window; mutations grow the ones that matter
 GENERATED_OPS = 4
@@ -102,34 +109,43 @@ class Guided:
         self.generation = session.corpus_generation   # of the corpus ours was built from
         self.moves = [m for m, w in MOVES for _ in range(w)]
         self.pair = options.get("pair", PAIR)
+        self.samplers = [s for s in SAMPLERS if s[1] != "urw" or options.get("urw", True)]
+        #: decisions an execution makes, averaged per kind of fresh input: PCT spreads its
+        #: change points over them
+        self.decisions_made = {"pair": 10.0, "generated": 20.0}
+        #: state-changing steps per operation, which URW weighs tasks by
+        self.event_counts = EventCounts()
         session.replayer = self._replay
 
     def _next_input(self, rng):
-        """(program, prefix) for the next execution."""
+        """(program, prefix, source): the source is "pair", "generated" or the corpus entry
+        the input comes from."""
         corpus = self.corpus
         if rng.random() < self.pair:
-            return pair_program(rng), ()
+            return pair_program(rng), (), "pair"
         if not len(corpus) or rng.random() < self.generate:
-            return random_program(rng, max_threads=3, max_ops=GENERATED_OPS, schedule_len=0), ()
+            return (random_program(rng, max_threads=3, max_ops=GENERATED_OPS, schedule_len=0),
+                    (), "generated")
         entry = corpus.pick(rng)
         move = rng.choice(self.moves)
         if move == "targeted" and entry.conflicts:
             prefix = targeted(rng, entry.choices, entry.decisions, entry.tids,
                               rng.choice(entry.conflicts))
             if prefix is not None:
-                return entry.program, prefix
+                return entry.program, prefix, entry
             move = "reseed"
         if move == "mutate":
-            return _bounded(rng, mutate(rng, entry.program, weights=PROGRAM_MUTATION_WEIGHTS)), ()
+            program = mutate(rng, entry.program, weights=PROGRAM_MUTATION_WEIGHTS)
+            return _bounded(rng, program), (), entry
         if move == "slice":
             sliced = _slice(entry)
             if sliced is not None:
-                return sliced, ()
+                return sliced, (), entry
             move = "crossover"
         if move == "crossover":
             other = corpus.pick(rng)
-            return _bounded(rng, crossover(rng, entry.program, other.program)), ()
-        return entry.program, entry.choices[:rng.randint(0, len(entry.choices))]
+            return _bounded(rng, crossover(rng, entry.program, other.program)), (), entry
+        return entry.program, entry.choices[:rng.randint(0, len(entry.choices))], entry
 
     def _replay(self, program):
         """A received entry, run once along its schedule (the session's replay): it joins
@@ -146,14 +162,25 @@ class Guided:
             self.generation = session.corpus_generation
             self.corpus = Corpus()
         while not session.done():
-            program, prefix = self._next_input(rng)
-            switch, depth = rng.choice(SAMPLERS)
-            probe = Probe(prefix, rng.getrandbits(32), switch=switch, pct_depth=depth,
-                          k=int(session.decisions_avg * 1.2) + 10,
-                          fail=0.05 if program.fault_injection else 0.0)
+            program, prefix, source = self._next_input(rng)
+            switch, depth = rng.choice(self.samplers)
+            if isinstance(source, Entry):
+                expected = len(source.decisions)
+            else:
+                expected = self.decisions_made[source]
+            fail = 0.05 if program.fault_injection else 0.0
+            if depth == "urw":
+                probe = Probe(prefix, rng.getrandbits(32), fail=fail)
+                probe.urw = URWChooser(probe.rng, program, self.event_counts, fail=fail)
+            else:
+                probe = Probe(prefix, rng.getrandbits(32), switch=switch, pct_depth=depth,
+                              k=max(2, round(expected) - len(prefix)), fail=fail)
             kept = len(session.corpus)
             outcome = session.execute(program, probe, own_features=True)
             self.corpus.count(outcome.features)
+            if not isinstance(source, Entry):
+                made = self.decisions_made[source]
+                self.decisions_made[source] = made + (len(probe.decisions) - made) * 0.05
             if len(session.corpus) == kept and self.corpus.reduces(outcome.features, probe.steps):
                 session.add(program.with_schedule(outcome.schedule), reason="smaller")
             if len(session.corpus) > kept:
