@@ -222,8 +222,9 @@ def test_a_pair_on_a_page_whose_cow_child_exited_finds_the_reuse_race():
 @pytest.mark.slow
 def test_urw_among_guided_samplers_splits_a_short_operation_around_a_fork():
     """gup-fast-seq-parity needs GUP-fast to read the PTE before a whole fork and pin the
-    page after it: a random walk or PCT rarely lets the long fork run whole in between,
-    URW (weighing each task by the steps it has left) often does. Deterministic for the
+    page after it: a random walk mostly runs the short pin whole before the long fork,
+    URW (weighing each task by the steps it has left) spreads the pin's steps over the
+    fork's. Deterministic for the
     seed; without URW the same budget finds nothing."""
     found, _ = executions_to_find("gup-fast-seq-parity", "guided", 1, 20000)
     missed, _ = executions_to_find("gup-fast-seq-parity", "guided", 1, 20000, {"urw": 0})

@@ -120,11 +120,11 @@ class Probe:
                  "urw")
 
     def __init__(self, prefix, seed: int, switch: float = 0.3, fail: float = 0.0,
-                 pct_depth: int = 0, k: int = 100, urw=None):
+                 pct_depth: int = 0, k: int = 100):
         self.prefix = prefix
         self.rng = random.Random(seed)
-        #: a URWChooser to decide past the prefix (it shares ``rng``), or None
-        self.urw = urw
+        #: a URWChooser (sharing ``rng``) that decides past the prefix, set by the caller
+        self.urw = None
         self.switch = switch
         self.fail = fail
         #: PCT: task priorities, and the decisions at which the running task drops

@@ -20,11 +20,11 @@ The sampler past the prefix is drawn per execution: random walks of
 several switch probabilities (some let a task run long uninterrupted,
 others switch often), PCT with its change points spread over the decisions
 the input will make (its corpus entry's, or the average of its kind: pair
-or generated; a change point past the end is lost), and URW, which weighs a task by the state-changing steps it has left
-(a short operation then rarely runs whole before or after a long one, such
-as a fork). An execution that reaches a feature no
-earlier one did joins the corpus with the schedule it followed, which
-replays it exactly; so does one that reaches a known feature in far fewer
+or generated; a change point past the end is lost), and URW, which weighs
+a task by the state-changing steps it has left (so a short operation's steps
+fall anywhere inside a long one, such as a fork, instead of mostly before
+it). An execution that reaches a feature no earlier one did joins the
+corpus with the schedule it followed, which replays it exactly; so does one that reaches a known feature in far fewer
 steps than the entry that owns it (libFuzzer's -reduce_inputs), so that
 features drift to small programs. Options: ``pair``, the share of pair
 programs; ``generate``, the share of fresh programs among the rest; ``urw``

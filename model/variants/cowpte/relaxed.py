@@ -14,8 +14,9 @@ The thread (28-29 Sep 2022), and which choice follows which message:
   changed where it lies, as upstream fork changes it (ptep_set_wrprotect),
   never by writing back the value read before: v4's set_pte_at of that value
   drops a Dirty bit a store set meanwhile through the still-writable entry
-  (corpus/cowpte-relaxed/in-place-prepare-drops-the-dirty-bit.cow, found by
-  a campaign when this design did as v4); then -- still under the ptl --
+  (corpus/cowpte-v4/in-place-prepare-drops-the-dirty-bit.cow; campaigns found
+  it here when this design still did as v4, corpus/cowpte-relaxed/); then --
+  still under the ptl --
   write-protects the parent's pmd (pmdp_set_wrprotect), takes a table
   reference (pmd_get_pte) and points the child's pmd at the table,
   read-only (set_pmd_at), each pmd under its pmd lock.
