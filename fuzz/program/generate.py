@@ -71,7 +71,7 @@ class _Gen:
         if name == "va":
             return self.va()
         if name == "npages":
-            if self.sizes and rng.random() < self.whole:
+            if self.whole and rng.random() < self.whole:
                 return rng.choice(self.sizes)
             return rng.choice((1, 1, 1, 2, 4))
         if name == "pid":
