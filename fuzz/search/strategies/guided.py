@@ -164,15 +164,13 @@ class Guided:
         while not session.done():
             program, prefix, source = self._next_input(rng)
             switch, depth = rng.choice(self.samplers)
-            if isinstance(source, Entry):
-                expected = len(source.decisions)
-            else:
-                expected = self.decisions_made[source]
             fail = 0.05 if program.fault_injection else 0.0
             if depth == "urw":
                 probe = Probe(prefix, rng.getrandbits(32), fail=fail)
                 probe.urw = URWChooser(probe.rng, program, self.event_counts, fail=fail)
             else:
+                expected = (len(source.decisions) if isinstance(source, Entry)
+                            else self.decisions_made[source])
                 probe = Probe(prefix, rng.getrandbits(32), switch=switch, pct_depth=depth,
                               k=max(2, round(expected) - len(prefix)), fail=fail)
             kept = len(session.corpus)
