@@ -7,8 +7,8 @@ Each iteration runs a pair program (``pair_program``: two threads of one
 process racing one operation each on a page in one state of the COW
 lifecycle, the first thread then loading it -- the shape of most races, and
 a few times cheaper to run than anything else), generates a program (as
-random does) or picks a corpus entry by its energy -- the rarity of its features -- and makes one
-of:
+random does) or picks a corpus entry by its energy -- the rarity of its
+features -- and makes one of:
 
 * a fresh interleaving: the entry's recorded schedule cut at a random
   decision, a newly seeded walk after it;
@@ -24,9 +24,9 @@ or generated; a change point past the end is lost), and URW, which weighs
 a task by the state-changing steps it has left (so a short operation's steps
 fall anywhere inside a long one, such as a fork, instead of mostly before
 it). An execution that reaches a feature no earlier one did joins the
-corpus with the schedule it followed, which replays it exactly; so does one that reaches a known feature in far fewer
-steps than the entry that owns it (libFuzzer's -reduce_inputs), so that
-features drift to small programs. Options: ``pair``, the share of pair
+corpus with the schedule it followed, which replays it exactly; so does one
+that reaches a known feature in far fewer steps than the entry that owns it
+(libFuzzer's -reduce_inputs), so that features drift to small programs. Options: ``pair``, the share of pair
 programs; ``generate``, the share of fresh programs among the rest; ``urw``
 (0 leaves URW out of the samplers).
 
