@@ -3,8 +3,10 @@
 For every known-bug variant (one with ``expected_oracle``; "any" for the
 designs known to break several oracles) and strategy, N trials with seeds
 1..N, each from an empty corpus -- never from the hand-written reproducers
--- on one core, until the first violation of the expected oracle or the
-budget. The bugs come in two tiers, by a variant's ``tier`` attribute: the
+-- on one core, until the first violation of the expected oracle that the
+variant's base design does not show on the same program and schedule (a
+lost write that reuse-refcount shows too is reuse-refcount's bug, not
+clear-refs-read-lock's), or the budget. The bugs come in two tiers, by a variant's ``tier`` attribute: the
 shallow tier (bugs a random walk finds within a few thousand executions) and
 the deep tier (races a random walk needs a median above 20,000 executions for,
 or misses within 60 s: most of model/variants/mutants/ and one historical

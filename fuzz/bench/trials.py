@@ -2,7 +2,8 @@
 
 A trial is one worker session (the campaign's own code path, one core) that
 runs slices until the first violation it is looking for -- of an oracle, or
-of any -- or until its budget of seconds is spent. It reports how many
+of any, that the design the variant changes does not show -- or until its
+budget of seconds is spent. It reports how many
 executions and seconds that took. Trials are plain data, so a process pool
 can run them.
 """
@@ -13,10 +14,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 
+from fuzz.program.textcodec import parse_program
+from fuzz.runtime.executor import execute
 from fuzz.search.session import Session
 from fuzz.search.strategies import STRATEGIES
 from fuzz.search.worker import slice_rng
-from model.variants import get_variant
+from model.variants import base_design, get_variant
 
 SLICE_SECONDS = 10.0
 
@@ -38,15 +41,31 @@ class Trial:
 
 
 class _HuntSession(Session):
-    """A session whose slice ends at the first violation it is looking for."""
+    """A session whose slice ends at the first violation it is looking for: of the target
+    oracle, and one the design the variant changes (``base_design``) does not show on the
+    same program and schedule. clear-refs-read-lock is put into reuse-refcount, whose
+    page_count-based COW loses a /proc/pid/mem write that races another write fault:
+    that lost write is reuse-refcount's bug, not clear_refs'."""
 
     target: str | None = None
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._judged: dict[str, bool] = {}      # signature -> the variant's own bug
+
     def hit(self):
         for found in self.found:
-            if self.target == "any" or found.oracle == self.target:
+            if (self.target == "any" or found.oracle == self.target) and self._own(found):
                 return found
         return None
+
+    def _own(self, found) -> bool:
+        own = self._judged.get(found.signature)
+        if own is None:
+            base = execute(parse_program(found.program), base_design(self.variant_cls))
+            own = self._judged[found.signature] = not base.failed or (
+                self.target != "any" and base.status != found.oracle)
+        return own
 
     def done(self) -> bool:
         return (self.target is not None and self.hit() is not None) or super().done()

@@ -60,6 +60,13 @@ def register(cls: type) -> type:
     return cls
 
 
+def base_design(cls: type) -> type:
+    """The design ``cls`` changes: its nearest ancestor with a name of its own (upstream
+    for most; reuse-refcount for the bugs put into v5.9's COW). A violation the base
+    shows too, on the same program and schedule, is the base's, not ``cls``'s."""
+    return next((b for b in cls.__mro__[1:] if b is Kernel or b.__dict__.get("name")), Kernel)
+
+
 def get_variant(name: str) -> type:
     """The registered design called ``name``. Never imports anything: inputs reach this."""
     cls = VARIANTS.get(name)
