@@ -6,8 +6,8 @@ designs known to break several oracles) and strategy, N trials with seeds
 -- on one core, until the first violation of the expected oracle that the
 variant's base design does not show on the same program and schedule (a
 lost write that reuse-refcount shows too is reuse-refcount's bug, not
-clear-refs-read-lock's), or the budget. The bugs come in two tiers, by a variant's ``tier`` attribute: the
-shallow tier (bugs a random walk finds within a few thousand executions) and
+clear-refs-read-lock's), or the budget. The bugs come in two tiers, by a
+variant's ``tier`` attribute: the shallow tier (bugs a random walk finds within a few thousand executions) and
 the deep tier (races a random walk needs a median above 20,000 executions for,
 or misses within 60 s: most of model/variants/mutants/ and one historical
 kernel); each is summarized and plotted on its own. Reported per (variant,

@@ -7,8 +7,8 @@ stretches; this counts executions instead. For each variant and seed, the
 strategy (the campaign's worker code path, one process) runs slices of
 2,000 executions from an empty corpus until the first violation of the
 variant's expected oracle that its base design does not show on the same
-program and schedule (trials.py), or the cap; strategies that draw only from their
-seed make every number here reproducible. A miss counts as the cap. The
+program and schedule (trials.py), or the cap; strategies that draw only
+from their seed make every number here reproducible. A miss counts as the cap. The
 deep tier of the bug benchmark is the variants on which random needs a
 median above 20,000 executions.
 """

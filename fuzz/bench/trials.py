@@ -3,8 +3,8 @@
 A trial is one worker session (the campaign's own code path, one core) that
 runs slices until the first violation it is looking for -- of an oracle, or
 of any, that the design the variant changes does not show -- or until its
-budget of seconds is spent. It reports how many
-executions and seconds that took. Trials are plain data, so a process pool
+budget of seconds is spent. It reports how many executions and seconds that
+took. Trials are plain data, so a process pool
 can run them.
 """
 
