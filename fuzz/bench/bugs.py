@@ -2,23 +2,22 @@
 
 For every known-bug variant (one with ``expected_oracle``; "any" for the
 designs known to break several oracles) and strategy, N trials with seeds
-1..N, each from an empty corpus -- never from the hand-written reproducers
--- on one core, until the first violation of the expected oracle that the
-variant's base design does not show on the same program and schedule (a
-lost write that reuse-refcount shows too is reuse-refcount's bug, not
+1..N, each from an empty corpus -- never from the hand-written reproducers --
+on one core, until the first violation of the expected oracle that the
+variant's base design does not show on the same program and schedule (a lost
+write that reuse-refcount shows too is reuse-refcount's bug, not
 clear-refs-read-lock's), or the budget. The bugs come in two tiers, by a
-variant's ``tier`` attribute: the shallow tier (bugs a random walk finds within a few thousand executions) and
-the deep tier (races a random walk needs a median above 20,000 executions for,
-or misses within 60 s: most of model/variants/mutants/ and one historical
-kernel); each is summarized and plotted on its own. Reported per (variant,
-strategy): found rate, median and p90 executions and seconds to the first
-violation (a miss counts as the
+variant's ``tier`` attribute: the shallow tier (bugs a random walk finds
+within a few thousand executions) and the deep tier (races a random walk needs
+a median above 20,000 executions for, or misses within 60 s: most of
+model/variants/mutants/ and one historical kernel); each is summarized and
+plotted on its own. Reported per (variant, strategy): found rate, median and
+p90 executions and seconds to the first violation (a miss counts as the
 budget, so a p90 of ">budget" seconds, and "-" executions, means more than a
-tenth missed). Every correct
-variant (no expected oracle) runs the budget once per strategy and reports
-its executions and whatever it found. The exhaustive strategy runs only
-where the bug's reproducer (``corpus/<variant>/`` in the working directory)
-is small (at most 4 operations).
+tenth missed). Every correct variant (no expected oracle) runs the budget once
+per strategy and reports its executions and whatever it found. The exhaustive
+strategy runs only where the bug's reproducer (``corpus/<variant>/`` in the
+working directory) is small (at most 4 operations).
 
 Trials run in a process pool (``--jobs``); the results go to JSON, a
 Markdown table, and a plot of the fraction of (bug, trial) pairs found
