@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from fuzz.bench.bugs import SMALL_REPRODUCER, markdown, plan, reproducer_size, summarize
-from fuzz.bench.trials import _HuntSession
+from fuzz.bench.depth import executions_to_find
+from fuzz.bench.trials import SLICE_RUNS, _HuntSession, run_trial
 from fuzz.program.textcodec import parse_program
 from fuzz.runtime.executor import execute
 from fuzz.search.session import Found
@@ -141,3 +142,16 @@ def test_every_reproducer_in_the_corpus_counts_as_its_variants_own_finding():
         assert session.hit() is not None, path
         checked += 1
     assert checked >= 30
+
+
+@pytest.mark.slow
+def test_a_timed_trial_makes_the_same_executions_as_a_counted_one():
+    """A bench trial's slices are counted in executions, so the clock decides only where
+    it stops: a find past the first slice comes at the same execution as in
+    ``fuzz.bench.depth``, which stops at a count instead (time-sized slices drew a new
+    generator wherever the clock cut them, and no trial could be run again)."""
+    variant = get_variant("pageout-before-flush")
+    counted, _ = executions_to_find(variant.name, "guided", 2, 10_000)
+    timed = run_trial(variant.name, "guided", 2, 600.0, variant.expected_oracle)
+    assert counted is not None and counted > SLICE_RUNS
+    assert timed.found and timed.runs == counted

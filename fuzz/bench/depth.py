@@ -2,13 +2,15 @@
 
     python -m fuzz.bench.depth [--strategy random] [--seeds 5] [--first-seed 1] [--cap 100000] VARIANT...
 
-``cowfuzz bench`` measures against the clock, which a loaded machine
-stretches; this counts executions instead. For each variant and seed, the
-strategy (the campaign's worker code path, one process) runs slices of
-2,000 executions from an empty corpus until the first violation of the
-variant's expected oracle that its base design does not show on the same
-program and schedule (trials.py), or the cap; strategies that draw only
-from their seed make every number here reproducible. A miss counts as the cap. The
+``cowfuzz bench`` stops a trial at the clock, which a loaded machine
+stretches; this stops it at a count of executions instead. For each variant
+and seed, the strategy runs the bench's trial (trials.py: the campaign's
+worker code path, one process, slices of 2,000 executions from an empty
+corpus) until the first violation of the variant's expected oracle that its
+base design does not show on the same program and schedule, or the cap. A
+seed makes the same executions here as in a bench trial, and strategies that
+draw only from their seed make every number reproducible. A miss counts as
+the cap. The
 deep tier of the bug benchmark is the variants on which random needs a
 median above 20,000 executions.
 """
@@ -17,15 +19,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
-import time
 
-from fuzz.bench.trials import _HuntSession
-from fuzz.search.strategies import STRATEGIES
-from fuzz.search.worker import slice_rng
+from fuzz.bench.trials import hunt
 from model.variants import get_variant, load_design
-
-SLICE_RUNS = 2000
 
 
 def executions_to_find(variant: str, strategy: str, seed: int, cap: int,
@@ -33,24 +29,9 @@ def executions_to_find(variant: str, strategy: str, seed: int, cap: int,
     """(executions to the first violation of the variant's oracle or None, seconds);
     ``options`` go to the strategy beside the seed."""
     cls = get_variant(variant)
-    with tempfile.TemporaryDirectory(prefix="cowfuzz-depth-") as workdir:
-        session = _HuntSession(cls, variant, workdir)
-        session.target = cls.expected_oracle or "any"
-        strategy_obj = STRATEGIES[strategy].create(session, {**(options or {}), "seed": seed})
-        start = time.monotonic()
-        spent, slice_no = 0, 0
-        try:
-            while spent < cap:
-                slice_no += 1
-                session.begin_slice(slice_no, None, min(SLICE_RUNS, cap - spent))
-                strategy_obj.run_slice(slice_rng(seed, 0, slice_no))
-                hit = session.hit()
-                if hit is not None:
-                    return spent + hit.run, time.monotonic() - start
-                spent += session.runs
-        finally:
-            strategy_obj.close()
-    return None, time.monotonic() - start
+    trial = hunt(variant, strategy, seed, cls.expected_oracle or "any", runs=cap,
+                 options=options)
+    return (trial.runs if trial.found else None), trial.seconds
 
 
 def main(argv=None) -> None:

@@ -4,8 +4,10 @@ A trial is one worker session (the campaign's own code path, one core) that
 runs slices until the first violation it is looking for -- of an oracle, or
 of any, that the design the variant changes does not show -- or until its
 budget of seconds is spent. It reports how many executions and seconds that
-took. Trials are plain data, so a process pool
-can run them.
+took. Slices are counted in executions, not seconds, so a seed makes the same
+executions in every trial of it (``python -m fuzz.bench.depth`` counts them to
+the same find), whatever the machine's load. Trials are plain data, so a
+process pool can run them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from fuzz.search.strategies import STRATEGIES
 from fuzz.search.worker import slice_rng
 from model.variants import base_design, get_variant
 
-SLICE_SECONDS = 10.0
+#: executions per slice: a new slice draws a new random generator from the seed
+SLICE_RUNS = 2000
 
 
 @dataclass
@@ -71,36 +74,47 @@ class _HuntSession(Session):
         return (self.target is not None and self.hit() is not None) or super().done()
 
 
-def run_trial(variant: str, strategy: str, seed: int, budget: float,
-              target: str | None) -> Trial:
-    """Hunt ``target`` ("any", an oracle, or None to just run the budget out)."""
-    trial = Trial(variant, strategy, seed, budget, target)
+def hunt(variant: str, strategy: str, seed: int, target: str | None, *,
+         seconds: float | None = None, runs: int | None = None,
+         options: dict | None = None) -> Trial:
+    """Hunt ``target`` ("any", an oracle, or None to just spend the budget) for at most
+    ``seconds`` or ``runs`` executions. Slices are ``SLICE_RUNS`` executions each, never a
+    time span, so the executions a seed makes are the same on any machine and at any
+    load; the clock only decides where a timed trial stops."""
+    trial = Trial(variant, strategy, seed, seconds if seconds is not None else 0.0, target)
     with tempfile.TemporaryDirectory(prefix="cowfuzz-trial-") as workdir:
         session = _HuntSession(get_variant(variant), variant, workdir)
         session.target = target
-        strategy_obj = STRATEGIES[strategy].create(session, {"seed": seed})
+        strategy_obj = STRATEGIES[strategy].create(session, {**(options or {}), "seed": seed})
         start = time.monotonic()
-        runs, slice_no = 0, 0
+        spent, slice_no = 0, 0
         try:
-            while True:
-                left = budget - (time.monotonic() - start)
-                if left <= 0:
+            while runs is None or spent < runs:
+                left = None if seconds is None else seconds - (time.monotonic() - start)
+                if left is not None and left <= 0:
                     break
                 slice_no += 1
-                session.begin_slice(slice_no, min(SLICE_SECONDS, left), None)
+                session.begin_slice(slice_no, left, SLICE_RUNS if runs is None
+                                    else min(SLICE_RUNS, runs - spent))
                 strategy_obj.run_slice(slice_rng(seed, 0, slice_no))
                 hit = session.hit() if target is not None else None
                 if hit is not None:
                     trial.found = True
-                    trial.runs = runs + hit.run
+                    trial.runs = spent + hit.run
                     trial.seconds = session.start + max(hit.seconds, 0.0) - start
                     trial.signature = hit.signature
                     return trial
                 if target is None and session.found and trial.signature is None:
                     trial.signature = session.found[0].signature
-                runs += session.runs
+                spent += session.runs
         finally:
             strategy_obj.close()
-    trial.runs = runs
+    trial.runs = spent
     trial.seconds = time.monotonic() - start
     return trial
+
+
+def run_trial(variant: str, strategy: str, seed: int, budget: float,
+              target: str | None) -> Trial:
+    """One trial of the bug benchmark: ``budget`` seconds on one core."""
+    return hunt(variant, strategy, seed, target, seconds=budget)
