@@ -139,17 +139,34 @@ _STATE_WEIGHTS = tuple(state[1] for state in PAIR_STATES)
 PAIR_EVENT = 0
 
 
+def _useful(pair) -> bool:
+    """Whether an operation that needs another one's product (a pin, a pipe page) comes
+    with it: alone it does nothing."""
+    names = {o.name for o in pair}
+    return all(o.needs in names for o in pair if o.needs)
+
+
+#: every pair of operations a pair program may race, in a fixed order
+RACED_PAIRS = tuple((a, b) for a in RACED for b in RACED if _useful((a, b)))
+
+
 def _raced_pair(rng: random.Random):
-    """Two operations to race, uniformly among the pairs where an operation that needs
-    another one's product (a pin, a pipe page) comes with it: alone it does nothing."""
+    """Two operations to race, uniformly among the useful pairs."""
     while True:
         pair = rng.choice(RACED), rng.choice(RACED)
-        names = {o.name for o in pair}
-        if all(o.needs in names for o in pair if o.needs):
+        if _useful(pair):
             return pair
 
 
-def pair_program(rng: random.Random, *, observe: float = 0.3) -> Program:
+def raced_ops(program: Program) -> tuple[int, int]:
+    """The places of a pair program's two raced operations in its first two threads'
+    ops: after the setup (which ends in the signal) and after the wait."""
+    first, second = program.threads[0].ops, program.threads[1].ops
+    i = next((k + 1 for k, op in enumerate(first) if op.name == "signal"), 0)
+    return i, (1 if second and second[0].name == "wait" else 0)
+
+
+def pair_program(rng: random.Random, *, observe: float = 0.3, pair=None) -> Program:
     """Two threads of one process, one operation each on a private page in one state of
     the COW lifecycle (``PAIR_STATES``), the first thread then loading the page (the
     second one, less often): the small scope most concurrency bugs need (two threads,
@@ -162,7 +179,8 @@ def pair_program(rng: random.Random, *, observe: float = 0.3) -> Program:
     and their range operations take in the whole mapping half the time: emptying a
     table frees it (munmap's free_pgtables, MADV_DONTNEED's table reclaim) under
     whatever walks it without locks. An execution of such a program is a few times
-    cheaper than a ``random_program``'s."""
+    cheaper than a ``random_program``'s. ``pair``: the two operations (``RACED_PAIRS``),
+    else drawn uniformly."""
     _, _, kind, populate, before = rng.choices(PAIR_STATES, weights=_STATE_WEIGHTS)[0]
     npages = rng.choice((1, 1, 2, PTRS_PER_PTE))
     if npages == PTRS_PER_PTE:                   # a whole page table: a range operation
@@ -185,7 +203,7 @@ def pair_program(rng: random.Random, *, observe: float = 0.3) -> Program:
         setup.append(Op("signal", (PAIR_EVENT,)))
     threads = []
     leads = ((1.0, setup), (observe, [Op("wait", (PAIR_EVENT,))] if setup else []))
-    for (observe_chance, lead), operation in zip(leads, _raced_pair(rng)):
+    for (observe_chance, lead), operation in zip(leads, pair or _raced_pair(rng)):
         ops = lead + [Op(operation.name, tuple(g.arg(a) for a in operation.args))]
         if rng.random() < observe_chance:
             ops.append(Op("read", (g.va(),)))

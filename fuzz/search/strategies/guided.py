@@ -6,7 +6,8 @@ execution costs little more than a random one.
 Each iteration runs a pair program (``pair_program``: two threads of one
 process racing one operation each on a page in one state of the COW
 lifecycle, the first thread then loading it -- the shape of most races, and
-a few times cheaper to run than anything else), generates a program (as
+a few times cheaper to run than anything else; its two operations drawn by
+how often they met so far, fuzz/search/guided/pairs.py), generates a program (as
 random does) or picks a corpus entry by its energy -- the rarity of its
 features -- and makes one of:
 
@@ -28,7 +29,7 @@ corpus with the schedule it followed, which replays it exactly; so does one
 that reaches a known feature in far fewer steps than the entry that owns it
 (libFuzzer's -reduce_inputs), so that features drift to small programs. Options: ``pair``, the share of pair
 programs; ``generate``, the share of fresh programs among the rest; ``urw``
-(0 leaves URW out of the samplers).
+(0 leaves URW out of the samplers); ``pairs`` (0 draws raced pairs uniformly).
 
 Entries other workers found reach the engine through the session's
 background replay, which runs them with the engine's probe (``replayer``)
@@ -46,6 +47,7 @@ from fuzz.program.program import ThreadSpec
 from fuzz.runtime.executor import execute, thread_name
 from fuzz.runtime.urw import EventCounts, URWChooser
 from fuzz.search.guided.corpus import Corpus, Entry
+from fuzz.search.guided.pairs import PairTable
 from fuzz.search.guided.probe import Probe
 from fuzz.search.guided.schedules import targeted
 
@@ -115,6 +117,8 @@ class Guided:
         self.decisions_made = {"pair": 10.0, "generated": 20.0}
         #: state-changing steps per operation, which URW weighs tasks by
         self.event_counts = EventCounts()
+        #: which pairs of operations meet, learned from the pair programs run so far
+        self.pairs = PairTable() if options.get("pairs", True) else None
         session.replayer = self._replay
 
     def _next_input(self, rng):
@@ -122,7 +126,8 @@ class Guided:
         the input comes from."""
         corpus = self.corpus
         if rng.random() < self.pair:
-            return pair_program(rng), (), "pair"
+            pair = self.pairs.draw(rng) if self.pairs is not None else None
+            return pair_program(rng, pair=pair), (), "pair"
         if not len(corpus) or rng.random() < self.generate:
             return (random_program(rng, max_threads=3, max_ops=GENERATED_OPS, schedule_len=0),
                     (), "generated")
@@ -176,6 +181,8 @@ class Guided:
             kept = len(session.corpus)
             outcome = session.execute(program, probe, own_features=True)
             self.corpus.count(outcome.features)
+            if source == "pair" and self.pairs is not None:
+                self.pairs.record_run(program, probe)
             if not isinstance(source, Entry):
                 made = self.decisions_made[source]
                 self.decisions_made[source] = made + (len(probe.decisions) - made) * 0.05
