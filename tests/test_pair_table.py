@@ -36,8 +36,8 @@ def _met(a: str, b: str, seeds=range(40)) -> int:
 
 
 def test_two_zaps_of_one_page_meet_and_an_exit_never_meets_a_madvise():
-    """Both MADV_DONTNEEDs clear the same PTE: they meet under most schedules. A thread's
-    exit and MADV_DOFORK on the page write nothing in common: they never do."""
+    """Both MADV_DONTNEEDs clear the same PTE: they meet under most schedules. exit_group()
+    and MADV_DOFORK on the page write nothing in common: they never do."""
     assert _met("dontneed", "dontneed") >= 20
     assert _met("exit", "dofork") == 0
 

@@ -1,9 +1,9 @@
 """Which pairs of operations to race: a choice table learned from the executions.
 
-Most pairs of operations never meet: a thread exit and an madvise(MADV_DOFORK) on
-one page change nothing the other one reads. A pair program (fuzz/program/generate.py)
-spends its execution on whatever pair it draws, so drawing uniformly spends most of
-them on pairs that cannot race. syzkaller weighs the next call by which calls it
+Most pairs of operations never meet: exit_group() and madvise(MADV_DOFORK) on one
+page write nothing in common. A pair program (fuzz/program/generate.py)
+spends its execution on whatever pair it draws, and drawn uniformly, the two
+operations met in one execution in five (docs/benchmarks.md). syzkaller weighs the next call by which calls it
 has seen touch the same resources (its choice table); this table does the same
 from the executions themselves: a pair *met* when both raced operations had a step
 in a conflict (probe.py: two tasks writing one object, one after the other), and
