@@ -19,9 +19,8 @@ from fuzz.bench.bugs import tier
 from fuzz.program.textcodec import read_program
 from fuzz.runtime.executor import execute
 from model.kernel import Kernel
-from model.variants import base_design
 from model.oracles.errors import oracle_names
-from model.variants import VARIANTS
+from model.variants import VARIANTS, base_design
 from tests.test_historical import cowc_failures
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
