@@ -13,11 +13,12 @@ import textwrap
 import pytest
 
 from fuzz.bench.depth import executions_to_find
-from fuzz.program.generate import PAIR_STATES, RACED, pair_program, random_program
+from fuzz.program.generate import (PAIR_STATES, RACED, SETUP_PIN_SLOT, pair_program,
+                                   random_program)
 from fuzz.program.mutate import collide_op
 from fuzz.program.ops import OPERATIONS
 from fuzz.program.program import Op, Program, ThreadSpec
-from fuzz.runtime.choosers import POSChooser, ReplayChooser
+from fuzz.runtime.choosers import PCTChooser, POSChooser, ReplayChooser
 from fuzz.runtime.executor import execute
 from fuzz.runtime.urw import EventCounts, URWChooser
 from fuzz.search.guided.corpus import Corpus, Entry
@@ -25,6 +26,7 @@ from fuzz.search.guided.probe import Probe
 from fuzz.search.guided.schedules import targeted
 from model.kernel import Kernel
 from model.pgtable import PTRS_PER_PTE
+from model.variants import get_variant
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COUNTS = EventCounts()
@@ -53,6 +55,38 @@ def test_every_run_replays_from_its_recorded_schedule(name):
         first = execute(p, Kernel, CHOOSERS[name](rng, p))
         again = execute(p, Kernel, ReplayChooser(first.schedule))
         assert again.trace.render_text() == first.trace.render_text(), (name, seed)
+
+
+class _Task:
+    def __init__(self, tid):
+        self.tid, self.name = tid, f"T{tid}"
+
+
+def _probe_pct(changes):
+    probe = Probe((), 3, pct_depth=len(changes) + 1)
+    probe._changes = list(changes)
+    return probe
+
+
+def _chooser_pct(changes):
+    chooser = PCTChooser(random.Random(3), depth=len(changes) + 1, fail=0.0)
+    chooser.change_points = [c + 1 for c in changes]    # it counts decisions from 1
+    return chooser
+
+
+@pytest.mark.parametrize("make", [_probe_pct, _chooser_pct], ids=["probe", "pct"])
+def test_pct_drops_the_running_task_below_the_tasks_dropped_before(make):
+    """With two tasks, PCT's second change point must give the first dropped task the
+    CPU back: A, B, A takes two preemptions. (Dropped tasks ranked by the order they
+    dropped in, the later above, the second change point did nothing.)"""
+    tasks = [_Task(1), _Task(2)]
+    chooser, ran = make((3, 6)), []
+    for _ in range(9):
+        running = ran[-1] if ran else tasks[0]
+        runnable = [running] + [t for t in tasks if t is not running]
+        ran.append(runnable[chooser.choose(2, "step", runnable)])
+    segments = [t.tid for k, t in enumerate(ran) if k == 0 or t is not ran[k - 1]]
+    assert len(segments) == 3 and segments[0] == segments[2], segments
 
 
 def _search_in_subprocess(strategy: str, hashseed: str) -> str:
@@ -158,6 +192,25 @@ def test_the_guided_engine_takes_received_entries_through_the_session_replay(tmp
     assert len(guided.corpus.entries) == len(session.corpus)
 
 
+def test_a_pair_on_a_page_pinned_before_the_race_reaches_the_pin_oracle():
+    """A pin the race finds in place: clear_refs write-protects the pinned page (on
+    clear-refs-pinned, which lacks the skip of pinned pages) and the write fault that
+    follows copies it, away from the pin. Only the pinned state puts a pin there before
+    the COW; upstream stays clean on the same programs and schedules."""
+    pair = (OPERATIONS["clear_refs"], OPERATIONS["write"])
+    pinned, broken = 0, {"clear-refs-pinned": 0, "upstream": 0}
+    for seed in range(120):
+        p = pair_program(random.Random(seed), pair=pair)
+        if p.threads[0].ops[0].name != "pin":
+            continue
+        pinned += 1
+        for variant in broken:
+            outcome = execute(p, get_variant(variant), Probe((), seed, switch=0.3))
+            broken[variant] += outcome.status == "pin-coherence"
+    assert pinned >= 8 and broken["clear-refs-pinned"] >= pinned // 4
+    assert broken["upstream"] == 0
+
+
 def test_a_pair_program_races_one_operation_per_thread_on_a_page_that_holds_data():
     raced = {o.name for o in RACED}
     states = {(kind, populate) for _, _, kind, populates, _ in PAIR_STATES for populate in populates}
@@ -172,7 +225,10 @@ def test_a_pair_program_races_one_operation_per_thread_on_a_page_that_holds_data
         first, second, *children = p.threads
         assert first.pid == second.pid == 0
         setup = [op.name for op in first.ops[:-2]]
-        assert setup in ([], ["fork", "signal"], ["fork", "waitpid", "signal"])
+        assert setup in ([], ["fork", "signal"], ["fork", "waitpid", "signal"], ["pin", "signal"])
+        if setup == ["pin", "signal"]:                         # pinned before the race,
+            pin = first.ops[0]                                 # in a slot of its own
+            assert pin.args[:2] == (SETUP_PIN_SLOT, m.va) and m.kind == "anon"
         assert setup == [] or [op.name for op in second.ops[:1]] == ["wait"]  # after the setup
         lead = 1 if setup else 0
         assert first.ops[-2].name in raced and second.ops[lead].name in raced
@@ -185,7 +241,8 @@ def test_a_pair_program_races_one_operation_per_thread_on_a_page_that_holds_data
             assert [op.name for op in children[0].ops] == ["wait", "read"]
         if "waitpid" in setup:                                 # the child has exited
             assert children[0].ops == ()
-        assert all([op.name for op in t.ops] == ["read"] for t in children[1 if setup else 0:])
+        assert all([op.name for op in t.ops] == ["read"]
+                   for t in children[1 if "fork" in setup else 0:])
         seen.add((m.kind, tuple(setup)))
         if m.npages == PTRS_PER_PTE:                           # a whole page table
             assert m.va % PTRS_PER_PTE == 0
@@ -195,7 +252,7 @@ def test_a_pair_program_races_one_operation_per_thread_on_a_page_that_holds_data
             whole += any(op.args[0] == m.va and op.args[1] == m.npages for op in ranged)
         else:
             assert m.npages in (1, 2)
-    assert len(seen) == 4                                      # every state comes up
+    assert len(seen) == 5                                      # every state comes up
     assert 60 < tables < 140 and whole > 10    # a range operation often empties the table
 
 

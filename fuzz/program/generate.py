@@ -132,7 +132,11 @@ PAIR_STATES = (
     ("unshared", 1, "anon", ("write",), ("fork", "waitpid")),  # the child exited: mapped
                                                     # once, not exclusive (the reuse path)
     ("file", 1, "file", ("none", "read"), ()),      # a private file page COW will copy
+    ("pinned", 1, "anon", ("write",), ("pin",)),    # written, then pinned (FOLL_PIN): COW
+                                                    # must keep the pin coherent
 )
+#: the pin slot a pinned state's setup pin takes: the raced operations use slot 0
+SETUP_PIN_SLOT = 1
 _STATE_WEIGHTS = tuple(state[1] for state in PAIR_STATES)
 #: the user-space event the first thread sets when its page is in its state, and the
 #: second thread waits for before its operation
@@ -174,8 +178,8 @@ def pair_program(rng: random.Random, *, observe: float = 0.3, pair=None) -> Prog
     pair of calls. The load is what sees a wrong effect: a stale translation, a lost
     store or a page the other operation freed shows only to an access after the call
     returned. The first thread is the one setup populated the page from, so it may hold
-    a translation of it; when the state takes a fork, it forks and signals the second
-    thread once the page is there. A quarter of them map the page's whole page table,
+    a translation of it; when the state takes a fork or a pin, it makes it and signals
+    the second thread once the page is there. A quarter of them map the page's whole page table,
     and their range operations take in the whole mapping half the time: emptying a
     table frees it (munmap's free_pgtables, MADV_DONTNEED's table reclaim) under
     whatever walks it without locks. An execution of such a program is a few times
@@ -195,11 +199,15 @@ def pair_program(rng: random.Random, *, observe: float = 0.3, pair=None) -> Prog
         mapping = Mapping(va, npages, kind, prot, pgoff, rng.choice(populate))
     g = _Gen(rng, (mapping,), 2, used=(mapping.va,), slots=1, whole=0.5)
     setup = []
-    if before:                                   # fork (and wait for the child's exit)
-        setup = [Op("fork", (g.next_child,))]
+    if "pin" in before:                          # a pin made before the race
+        setup = [Op("pin", (SETUP_PIN_SLOT, mapping.va, rng.choice(("ro", "rw")),
+                            rng.choice(("slow", "fast")), rng.choice(("longterm", "short"))))]
+    if "fork" in before:                         # fork (and wait for the child's exit)
+        setup.append(Op("fork", (g.next_child,)))
         if "waitpid" in before:
             setup.append(Op("waitpid", (g.next_child,)))
         g.next_child += 1
+    if before:
         setup.append(Op("signal", (PAIR_EVENT,)))
     threads = []
     leads = ((1.0, setup), (observe, [Op("wait", (PAIR_EVENT,))] if setup else []))
@@ -210,9 +218,9 @@ def pair_program(rng: random.Random, *, observe: float = 0.3, pair=None) -> Prog
         threads.append(ThreadSpec(0, tuple(ops)))
     if before == ("fork",):                      # the child keeps the page mapped into the race
         threads.append(ThreadSpec(1, (Op("wait", (PAIR_EVENT,)), Op("read", (mapping.va,)))))
-    elif before:
+    elif "fork" in before:
         threads.append(ThreadSpec(1, ()))
-    for child in range(2 if before else 1, g.next_child):   # a raced fork's child touches the page once
+    for child in range(2 if "fork" in before else 1, g.next_child):   # a raced fork's child touches the page once
         threads.append(ThreadSpec(child, (Op("read", (mapping.va,)),)))
     swap = ZRAM if rng.random() < 0.25 else DISK
     return Program((mapping,), tuple(threads), (), swap=swap)

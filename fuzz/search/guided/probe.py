@@ -176,7 +176,9 @@ class Probe:
         changes = self._changes
         while changes and d >= changes[0]:
             changes.pop(0)
-            priority[runnable[0].tid] = -len(changes) - 1.0     # below every drawn one
+            # below every other, those dropped before included: with two tasks, A dropped
+            # and then B lets A run again (A, B, A: two preemptions)
+            priority[runnable[0].tid] = min(priority.values(), default=0.0) - 1.0
         best, best_p = 0, None
         for i, task in enumerate(runnable):
             p = priority.get(task.tid)
