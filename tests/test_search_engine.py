@@ -271,8 +271,8 @@ def test_a_pair_on_a_page_whose_cow_child_exited_finds_the_reuse_race():
     child exited: the "unshared" state) when a write fault reuses it and a zap frees it;
     random programs rarely fork, wait for the child and then race. Deterministic for the
     seed; without pair programs the same budget finds nothing."""
-    found, _ = executions_to_find("misplaced-unlock-page", "guided", 10, 8000)
-    missed, _ = executions_to_find("misplaced-unlock-page", "guided", 10, 8000, {"pair": 0.0})
+    found, _ = executions_to_find("misplaced-unlock-page", "guided", 6, 8000)
+    missed, _ = executions_to_find("misplaced-unlock-page", "guided", 6, 8000, {"pair": 0.0})
     assert found is not None and missed is None
 
 
@@ -283,7 +283,7 @@ def test_urw_among_guided_samplers_splits_a_short_operation_around_a_fork():
     URW (weighing each task by the steps it has left) spreads the pin's steps over the
     fork's. Deterministic for the
     seed; without URW the same budget finds nothing."""
-    found, _ = executions_to_find("gup-fast-seq-parity", "guided", 7, 20000)
-    missed, _ = executions_to_find("gup-fast-seq-parity", "guided", 7, 20000, {"urw": 0})
+    found, _ = executions_to_find("gup-fast-seq-parity", "guided", 3, 20000)
+    missed, _ = executions_to_find("gup-fast-seq-parity", "guided", 3, 20000, {"urw": 0})
     assert found is not None and missed is None
 
