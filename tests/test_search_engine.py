@@ -77,8 +77,9 @@ def _chooser_pct(changes):
 @pytest.mark.parametrize("make", [_probe_pct, _chooser_pct], ids=["probe", "pct"])
 def test_pct_drops_the_running_task_below_the_tasks_dropped_before(make):
     """With two tasks, PCT's second change point must give the first dropped task the
-    CPU back: A, B, A takes two preemptions. (Dropped tasks ranked by the order they
-    dropped in, the later above, the second change point did nothing.)"""
+    CPU back: A, B, A takes two preemptions. (With the task dropped later ranked above
+    the one dropped before, as the probe once had it, the second change point did
+    nothing.)"""
     tasks = [_Task(1), _Task(2)]
     chooser, ran = make((3, 6)), []
     for _ in range(9):

@@ -179,10 +179,10 @@ def pair_program(rng: random.Random, *, observe: float = 0.3, pair=None) -> Prog
     store or a page the other operation freed shows only to an access after the call
     returned. The first thread is the one setup populated the page from, so it may hold
     a translation of it; when the state takes a fork or a pin, it makes it and signals
-    the second thread once the page is there. A quarter of them map the page's whole page table,
-    and their range operations take in the whole mapping half the time: emptying a
-    table frees it (munmap's free_pgtables, MADV_DONTNEED's table reclaim) under
-    whatever walks it without locks. An execution of such a program is a few times
+    the second thread once the page is there. A quarter of them map the page's whole
+    page table, and their range operations take in the whole mapping half the time:
+    emptying a table frees it (munmap's free_pgtables, MADV_DONTNEED's table reclaim)
+    under whatever walks it without locks. An execution of such a program is a few times
     cheaper than a ``random_program``'s. ``pair``: the two operations (``RACED_PAIRS``),
     else drawn uniformly."""
     _, _, kind, populate, before = rng.choices(PAIR_STATES, weights=_STATE_WEIGHTS)[0]
@@ -220,7 +220,8 @@ def pair_program(rng: random.Random, *, observe: float = 0.3, pair=None) -> Prog
         threads.append(ThreadSpec(1, (Op("wait", (PAIR_EVENT,)), Op("read", (mapping.va,)))))
     elif "fork" in before:
         threads.append(ThreadSpec(1, ()))
-    for child in range(2 if "fork" in before else 1, g.next_child):   # a raced fork's child touches the page once
+    # a raced fork's child touches the page once
+    for child in range(2 if "fork" in before else 1, g.next_child):
         threads.append(ThreadSpec(child, (Op("read", (mapping.va,)),)))
     swap = ZRAM if rng.random() < 0.25 else DISK
     return Program((mapping,), tuple(threads), (), swap=swap)
