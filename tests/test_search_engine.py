@@ -14,7 +14,7 @@ import pytest
 
 from fuzz.bench.depth import executions_to_find
 from fuzz.program.generate import (PAIR_STATES, RACED, SETUP_PIN_SLOT, pair_program,
-                                   random_program)
+                                   raced_ops, random_program)
 from fuzz.program.mutate import collide_op
 from fuzz.program.ops import OPERATIONS
 from fuzz.program.program import Op, Program, ThreadSpec
@@ -212,11 +212,31 @@ def test_a_pair_on_a_page_pinned_before_the_race_reaches_the_pin_oracle():
     assert broken["upstream"] == 0
 
 
+def test_a_flush_that_misses_the_second_threads_cpu_needs_its_translation():
+    """Reclaim unmaps the page and defers its flush; the second thread's MADV_DONTNEED
+    then drops the swap entry without flushing (reclaim-batched-flush-miss) and its
+    load returns the discarded data -- only if its CPU held a translation of the page,
+    which the load before its operation gives it. Upstream flushes the pending batch
+    in the zap and stays clean."""
+    pair = (OPERATIONS["reclaim"], OPERATIONS["dontneed"])
+    lost = {(variant, translated): 0 for variant in ("reclaim-batched-flush-miss", "upstream")
+            for translated in (False, True)}
+    for seed in range(600):
+        p = pair_program(random.Random(seed), pair=pair)
+        translated = raced_ops(p)[1] > (p.threads[1].ops[0].name == "wait")
+        for variant in ("reclaim-batched-flush-miss", "upstream"):
+            outcome = execute(p, get_variant(variant), Probe((), seed, switch=0.3))
+            lost[variant, translated] += outcome.status == "lost-write"
+    assert lost["reclaim-batched-flush-miss", True] > 0
+    assert lost["reclaim-batched-flush-miss", False] == 0
+    assert lost["upstream", True] == lost["upstream", False] == 0
+
+
 def test_a_pair_program_races_one_operation_per_thread_on_a_page_that_holds_data():
     raced = {o.name for o in RACED}
     states = {(kind, populate) for _, _, kind, populates, _ in PAIR_STATES for populate in populates}
     seen = set()
-    tables = whole = 0
+    tables = whole = translated = 0
     for seed in range(400):
         p = pair_program(random.Random(seed))
         assert p == pair_program(random.Random(seed))          # the seed decides it
@@ -231,7 +251,11 @@ def test_a_pair_program_races_one_operation_per_thread_on_a_page_that_holds_data
             pin = first.ops[0]                                 # in a slot of its own
             assert pin.args[:2] == (SETUP_PIN_SLOT, m.va) and m.kind == "anon"
         assert setup == [] or [op.name for op in second.ops[:1]] == ["wait"]  # after the setup
-        lead = 1 if setup else 0
+        _, lead = raced_ops(p)
+        if lead > (1 if setup else 0):                         # a translation on its CPU too
+            assert second.ops[lead - 1] == Op("read", (m.va,))
+            assert second.ops[lead].name != "read"
+            translated += 1
         assert first.ops[-2].name in raced and second.ops[lead].name in raced
         pair = {first.ops[-2].name, second.ops[lead].name}      # a consumer comes with its producer
         assert all(OPERATIONS[n].needs in pair for n in pair if OPERATIONS[n].needs)
@@ -254,6 +278,7 @@ def test_a_pair_program_races_one_operation_per_thread_on_a_page_that_holds_data
         else:
             assert m.npages in (1, 2)
     assert len(seen) == 5                                      # every state comes up
+    assert 120 < translated < 280          # the second thread loads the page half the time
     assert 60 < tables < 140 and whole > 10    # a range operation often empties the table
 
 
