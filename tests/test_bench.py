@@ -151,7 +151,7 @@ def test_a_timed_trial_makes_the_same_executions_as_a_counted_one():
     ``fuzz.bench.depth``, which stops at a count instead (time-sized slices drew a new
     generator wherever the clock cut them, and no trial could be run again)."""
     variant = get_variant("pageout-before-flush")
-    counted, _ = executions_to_find(variant.name, "guided", 2, 10_000)
-    timed = run_trial(variant.name, "guided", 2, 600.0, variant.expected_oracle)
+    counted, _ = executions_to_find(variant.name, "guided", 5, 10_000)
+    timed = run_trial(variant.name, "guided", 5, 600.0, variant.expected_oracle)
     assert counted is not None and counted > SLICE_RUNS
     assert timed.found and timed.runs == counted

@@ -76,6 +76,6 @@ def test_the_table_lets_guided_find_a_race_it_misses_drawing_pairs_uniformly():
     that meet under most schedules; a pair that never meets takes a share of the draws
     only. Deterministic for the seed; drawing pairs uniformly, the same budget finds
     nothing."""
-    found, _ = executions_to_find("misplaced-unlock-page", "guided", 6, 15_000)
-    missed, _ = executions_to_find("misplaced-unlock-page", "guided", 6, 15_000, {"pairs": 0})
+    found, _ = executions_to_find("misplaced-unlock-page", "guided", 4, 15_000)
+    missed, _ = executions_to_find("misplaced-unlock-page", "guided", 4, 15_000, {"pairs": 0})
     assert found is not None and missed is None

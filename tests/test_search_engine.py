@@ -286,8 +286,8 @@ def test_pair_programs_let_guided_find_two_zaps_racing_that_it_misses_without_th
     """Two threads of one process zap the same page, and the first loads it after its own
     zap returned: a program random_program writes once in about 2,000. Deterministic for
     the seed; without pair programs the same budget finds nothing."""
-    found, _ = executions_to_find("parallel-zap-flush-miss", "guided", 11, 3000)
-    missed, _ = executions_to_find("parallel-zap-flush-miss", "guided", 11, 3000, {"pair": 0.0})
+    found, _ = executions_to_find("parallel-zap-flush-miss", "guided", 4, 3000)
+    missed, _ = executions_to_find("parallel-zap-flush-miss", "guided", 4, 3000, {"pair": 0.0})
     assert found is not None and missed is None
 
 
@@ -297,8 +297,8 @@ def test_a_pair_on_a_page_whose_cow_child_exited_finds_the_reuse_race():
     child exited: the "unshared" state) when a write fault reuses it and a zap frees it;
     random programs rarely fork, wait for the child and then race. Deterministic for the
     seed; without pair programs the same budget finds nothing."""
-    found, _ = executions_to_find("misplaced-unlock-page", "guided", 6, 8000)
-    missed, _ = executions_to_find("misplaced-unlock-page", "guided", 6, 8000, {"pair": 0.0})
+    found, _ = executions_to_find("misplaced-unlock-page", "guided", 2, 8000)
+    missed, _ = executions_to_find("misplaced-unlock-page", "guided", 2, 8000, {"pair": 0.0})
     assert found is not None and missed is None
 
 
@@ -309,7 +309,7 @@ def test_urw_among_guided_samplers_splits_a_short_operation_around_a_fork():
     URW (weighing each task by the steps it has left) spreads the pin's steps over the
     fork's. Deterministic for the
     seed; without URW the same budget finds nothing."""
-    found, _ = executions_to_find("gup-fast-seq-parity", "guided", 3, 20000)
-    missed, _ = executions_to_find("gup-fast-seq-parity", "guided", 3, 20000, {"urw": 0})
+    found, _ = executions_to_find("gup-fast-seq-parity", "guided", 2, 20000)
+    missed, _ = executions_to_find("gup-fast-seq-parity", "guided", 2, 20000, {"urw": 0})
     assert found is not None and missed is None
 
