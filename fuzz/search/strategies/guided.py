@@ -5,7 +5,8 @@ execution costs little more than a random one.
 
 Each iteration runs a pair program (``pair_program``: two threads of one
 process racing one operation each on a page in one state of the COW
-lifecycle, the first thread then loading it -- the shape of most races, and
+lifecycle, the first thread then loading it (the second, half the time,
+loading it before its operation) -- the shape of most races, and
 a few times cheaper to run than anything else; its two operations drawn by
 how often they met so far, fuzz/search/guided/pairs.py), generates a program (as
 random does) or picks a corpus entry by its energy -- the rarity of its
