@@ -53,7 +53,14 @@ The thread (28-29 Sep 2022), and which choice follows which message:
   passes freed_tables) -- before dropping the table reference: once the
   reference is gone the last sharer may reuse the table and change it in
   place, and a CPU of this mm still walking it would see that ("devil is
-  in the detail (page table lock, TLB flushing)", <c12f848d-...>).
+  in the detail (page table lock, TLB flushing)", <c12f848d-...>). The new
+  table's ptl is held from before the pmd points at it until that flush:
+  until then a CPU of this mm may still walk the old table through a
+  cached pmd, so a thread of the mm that changed the new table meanwhile
+  (MADV_DONTNEED's zap, whose leaf-only flush keeps walk caches) would not
+  be seen by it (corpus/cowpte-relaxed/break-holds-the-new-table-until-
+  the-flush.cow; campaigns found it when the breaker dropped the lock at
+  set_pmd).
 * mremap breaks a shared table before moving it: move_ptes locks it to
   change it, and a whole-table move (move_normal_pmd) breaks it first
   (walk_pmd "mremap"), as v4 breaks it in move_page_tables; the table the
@@ -76,6 +83,7 @@ The thread (28-29 Sep 2022), and which choice follows which message:
 
 from __future__ import annotations
 
+from model.oracles.errors import KernelBug
 from model.flags import EAGAIN, VM_DONTCOPY, VM_WIPEONFORK, is_cow_mapping
 from model.pgtable import (Pmd, PtePointer, pmd_index, pmd_wrprotect, pte_index, pte_mkdirty,
                            pte_mkold, pte_wrprotect)
@@ -271,9 +279,12 @@ class CowPteRelaxed(CowPteKernel):
                 pte = old.ptes[pte_index(a)]
                 if pte is not None:
                     self.set_pte_at(mm, a, PtePointer(new, pte_index(a)), pte)
+            if not new.ptl.trylock(sched):         # spin_lock_nested: nobody sees it yet
+                raise KernelBug(f"break_cow_pte: {new.name} locked before it was installed")
             self.set_pmd(mm, addr, Pmd(new, True))
             mm.page_table_lock.unlock(sched)
             await self.cow_pte_flush_replaced(mm, start, end)
+            new.ptl.unlock(sched)
             self.pmd_put_pte_unless_last(old)
             old.ptl.unlock(sched)
         return True
