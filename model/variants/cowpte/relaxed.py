@@ -59,7 +59,7 @@ The thread (28-29 Sep 2022), and which choice follows which message:
   cached pmd, so a thread of the mm that changed the new table meanwhile
   (MADV_DONTNEED's zap, whose leaf-only flush keeps walk caches) would not
   be seen by it (corpus/cowpte-relaxed/break-holds-the-new-table-until-
-  the-flush.cow; campaigns found it when the breaker dropped the lock at
+  the-flush.cow; a bench run found it when the breaker dropped the lock at
   set_pmd). Unsharing hugetlb's shared PMD tables has the same hazard:
   c2ff4764e03e ("arm64: tlb: Flush walk cache when unsharing PMD tables",
   2026; in 7.0.y) makes arm64's flush drop the walk cache for it.
