@@ -137,6 +137,30 @@ def test_a_feature_weighs_on_its_cheapest_entry_only():
     assert b.energy == pytest.approx(0.5)          # feature 2: hit twice, b is cheaper
 
 
+def test_owners_kept_as_entries_come_are_the_earliest_cheapest_entries():
+    """Weighing reads the owners Corpus.add keeps; they must be what a pass over every
+    entry finds: for each feature, the earliest of its cheapest entries."""
+    rng = random.Random(7)
+    corpus, entries = Corpus(), []
+    for _ in range(300):
+        probe = _Probe()
+        probe.steps = rng.randint(5, 40)
+        entry = Entry(Program(), set(rng.sample(range(60), rng.randint(1, 8))), probe)
+        corpus.add(entry)
+        entries.append(entry)
+        corpus.count(entry.features)
+    expected = {}
+    for e in entries:
+        for f in e.features:
+            if f not in expected or e.cost < expected[f].cost:
+                expected[f] = e
+    assert {f: id(e) for f, e in corpus.owner.items()} == {f: id(e) for f, e in expected.items()}
+    corpus.weigh()
+    for e in entries:
+        owned = [f for f, o in expected.items() if o is e]
+        assert e.energy == pytest.approx(sum(1.0 / corpus.hits[f] for f in owned))
+
+
 def test_a_conflict_aimed_schedule_reorders_the_conflicting_steps():
     # step 3 (task 1) and step 5 (task 2) wrote the same object; decision 1 started step 3
     # choosing among tasks (1, 2); a swap runs task 2 there instead

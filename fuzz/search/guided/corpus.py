@@ -57,6 +57,9 @@ class Corpus:
         self.entries: list[Entry] = []
         self.hits: dict[int, int] = {}
         self.owner_cost: dict[int, int] = {}     # feature -> steps of its cheapest entry
+        #: feature -> its cheapest entry (the earliest of the cheapest), kept as entries
+        #: come, so that weighing costs one pass over the features, not over every entry's
+        self.owner: dict[int, Entry] = {}
         self._cumulative: list[float] = []
         self._potential: list[float] = []
         self._until = 0
@@ -84,24 +87,20 @@ class Corpus:
 
     def add(self, entry: Entry) -> None:
         self.entries.append(entry)
-        owner_cost = self.owner_cost
+        owner_cost, owner = self.owner_cost, self.owner
         for f in entry.features:
             c = owner_cost.get(f)
             if c is None or entry.cost < c:
                 owner_cost[f] = entry.cost
+                owner[f] = entry
         self._until = min(self._until, 16)   # weigh the newcomer soon
 
     def weigh(self) -> None:
         """Give each feature's weight to its cheapest entry."""
         hits = self.hits
-        owner: dict[int, Entry] = {}
         for e in self.entries:
             e.energy = 0.0
-            for f in e.features:
-                cur = owner.get(f)
-                if cur is None or e.cost < cur.cost:
-                    owner[f] = e
-        for f, e in owner.items():
+        for f, e in self.owner.items():
             e.energy += 1.0 / hits.get(f, 1)
         total = potential = 0.0
         cumulative, potentials = [], []
