@@ -56,7 +56,6 @@ class Corpus:
     def __init__(self):
         self.entries: list[Entry] = []
         self.hits: dict[int, int] = {}
-        self.owner_cost: dict[int, int] = {}     # feature -> steps of its cheapest entry
         #: feature -> its cheapest entry (the earliest of the cheapest), kept as entries
         #: come, so that weighing costs one pass over the features, not over every entry's
         self.owner: dict[int, Entry] = {}
@@ -76,22 +75,21 @@ class Corpus:
     def reduces(self, features, cost: int) -> bool:
         """Whether an execution of ``cost`` steps reaches one of the rare ``features``
         much more cheaply than the entry that owns it."""
-        owner_cost = self.owner_cost
+        owner = self.owner
         hits = self.hits
         limit = cost / REDUCE
         for f in features:
-            c = owner_cost.get(f)
-            if c is not None and c > limit and hits.get(f, 0) < RARE:
+            cur = owner.get(f)
+            if cur is not None and cur.cost > limit and hits.get(f, 0) < RARE:
                 return True
         return False
 
     def add(self, entry: Entry) -> None:
         self.entries.append(entry)
-        owner_cost, owner = self.owner_cost, self.owner
+        owner = self.owner
         for f in entry.features:
-            c = owner_cost.get(f)
-            if c is None or entry.cost < c:
-                owner_cost[f] = entry.cost
+            cur = owner.get(f)
+            if cur is None or entry.cost < cur.cost:
                 owner[f] = entry
         self._until = min(self._until, 16)   # weigh the newcomer soon
 
