@@ -20,7 +20,9 @@ Beside choosing, the probe keeps what schedule mutations aim at:
   a common object (field family: a page's refcount, a PTE slot, a lock
   owner, ...) with no write in between -- the interleaving's conflicting
   accesses, at most one pair per (label, label, family) and ``MAX_CONFLICTS``
-  in all;
+  in all. Setup's writes count too, though no schedule reorders them: such a
+  pair marks a thread's first write to the state the race is about, where a
+  preemption matters (docs/benchmarks.md measured leaving them out: slower);
 * ``features``: the execution's coverage, three coarse families computed in
   the same pass and without instrumenting ``model/``:
 
