@@ -51,3 +51,8 @@ def changes(outcome, label: str) -> list[str]:
 
 def labels(outcome) -> list[str]:
     return [s.label for s in outcome.trace.steps]
+
+
+#: guided without its random share (fuzz/search/strategies/guided.py): the tests of one
+#: mechanism of the engine compare it with and without that mechanism alone
+NO_RANDOM = {"random": 0}

@@ -27,6 +27,7 @@ from fuzz.search.guided.schedules import targeted
 from model.kernel import Kernel
 from model.pgtable import PTRS_PER_PTE
 from model.variants import get_variant
+from tests.helpers import NO_RANDOM
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COUNTS = EventCounts()
@@ -217,6 +218,31 @@ def test_the_guided_engine_takes_received_entries_through_the_session_replay(tmp
     assert len(guided.corpus.entries) == len(session.corpus)
 
 
+def test_guided_spends_its_random_share_as_random_does_outside_its_corpus(tmp_path):
+    """The share ``random`` of guided's executions are the random strategy's (a random
+    program, a random walk): they find what random finds, and nothing of them joins the
+    session's corpus or the engine's, whose features stay those of guided's own inputs."""
+    from fuzz.search.session import Session
+    from fuzz.search.strategies import STRATEGIES
+    from fuzz.search.worker import slice_rng
+    session = Session(get_variant("fork-no-early-cow"), "fork-no-early-cow", tmp_path)
+    guided = STRATEGIES["guided"].create(session, {"seed": 1, "random": 1.0})
+    session.begin_slice(1, None, 400)
+    guided.run_slice(slice_rng(1, 0, 1))
+    assert session.found and session.runs > 1
+    assert not session.corpus and not session.features and not guided.corpus.entries
+
+
+def test_the_random_share_finds_a_bug_of_a_long_sequence_sooner():
+    """reuse-mapcount (CVE-2020-29374) needs a fork, the child's vmsplice and munmap, then
+    the parent's write: four operations over two processes, in an order about one random
+    execution in a thousand gets right, and no pair program. Deterministic for the seed;
+    without the random share the same budget finds nothing."""
+    found, _ = executions_to_find("reuse-mapcount", "guided", 3, 1500)
+    missed, _ = executions_to_find("reuse-mapcount", "guided", 3, 1500, NO_RANDOM)
+    assert found is not None and missed is None
+
+
 def test_a_pair_on_a_page_pinned_before_the_race_reaches_the_pin_oracle():
     """A pin the race finds in place: clear_refs write-protects the pinned page (on
     clear-refs-pinned, which lacks the skip of pinned pages) and the write fault that
@@ -310,8 +336,9 @@ def test_pair_programs_let_guided_find_two_zaps_racing_that_it_misses_without_th
     """Two threads of one process zap the same page, and the first loads it after its own
     zap returned: a program random_program writes once in about 2,000. Deterministic for
     the seed; without pair programs the same budget finds nothing."""
-    found, _ = executions_to_find("parallel-zap-flush-miss", "guided", 4, 3000)
-    missed, _ = executions_to_find("parallel-zap-flush-miss", "guided", 4, 3000, {"pair": 0.0})
+    found, _ = executions_to_find("parallel-zap-flush-miss", "guided", 4, 3000, NO_RANDOM)
+    missed, _ = executions_to_find("parallel-zap-flush-miss", "guided", 4, 3000,
+                                   {**NO_RANDOM, "pair": 0.0})
     assert found is not None and missed is None
 
 
@@ -321,8 +348,9 @@ def test_a_pair_on_a_page_whose_cow_child_exited_finds_the_reuse_race():
     child exited: the "unshared" state) when a write fault reuses it and a zap frees it;
     random programs rarely fork, wait for the child and then race. Deterministic for the
     seed; without pair programs the same budget finds nothing."""
-    found, _ = executions_to_find("misplaced-unlock-page", "guided", 2, 8000)
-    missed, _ = executions_to_find("misplaced-unlock-page", "guided", 2, 8000, {"pair": 0.0})
+    found, _ = executions_to_find("misplaced-unlock-page", "guided", 2, 8000, NO_RANDOM)
+    missed, _ = executions_to_find("misplaced-unlock-page", "guided", 2, 8000,
+                                   {**NO_RANDOM, "pair": 0.0})
     assert found is not None and missed is None
 
 
@@ -333,7 +361,8 @@ def test_urw_among_guided_samplers_splits_a_short_operation_around_a_fork():
     URW (weighing each task by the steps it has left) spreads the pin's steps over the
     fork's. Deterministic for the
     seed; without URW the same budget finds nothing."""
-    found, _ = executions_to_find("gup-fast-seq-parity", "guided", 2, 20000)
-    missed, _ = executions_to_find("gup-fast-seq-parity", "guided", 2, 20000, {"urw": 0})
+    found, _ = executions_to_find("gup-fast-seq-parity", "guided", 2, 20000, NO_RANDOM)
+    missed, _ = executions_to_find("gup-fast-seq-parity", "guided", 2, 20000,
+                                   {**NO_RANDOM, "urw": 0})
     assert found is not None and missed is None
 

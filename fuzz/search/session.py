@@ -227,12 +227,15 @@ class Session:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
     # -- executions --------------------------------------------------------------
-    def execute(self, program, chooser=None, *, own_features: bool = False):
+    def execute(self, program, chooser=None, *, own_features: bool = False,
+                feedback: bool = True):
         """Run ``program``; keep it in the corpus if it reached a new feature.
         ``own_features``: the chooser computes the execution's features itself (its
-        ``features`` attribute, filled as it observes the steps)."""
-        outcome = execute(program, self.variant_cls, chooser, features=not own_features)
-        if own_features:
+        ``features`` attribute, filled as it observes the steps). ``feedback`` False:
+        no features at all, only the verdict (nothing joins the corpus)."""
+        outcome = execute(program, self.variant_cls, chooser,
+                          features=feedback and not own_features)
+        if own_features and feedback:
             outcome.features = chooser.features
         self.runs += 1
         self.decisions_avg += (outcome.decisions - self.decisions_avg) * 0.05

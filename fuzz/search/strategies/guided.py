@@ -18,6 +18,15 @@ features -- and makes one of:
 * a program mutation (fuzz/program/mutate.py), its schedule left to the walk;
 * its program sliced to the operations that took part in a conflict.
 
+One execution in ten (``RANDOM``) is the random strategy's instead: a random
+program of up to six operations per thread under a random walk, its
+features not computed and nothing of it kept. Bugs that need a long
+sequence of operations more than a narrow interleaving (a fork, the child's
+vmsplice and munmap, then the parent's write) come that way at a tenth of
+random's rate, on top of what the rest of the engine finds. Generated
+programs of that size, kept in the corpus, did worse on the TLB flush-miss
+races (docs/benchmarks.md).
+
 The sampler past the prefix is drawn per execution: random walks of
 several switch probabilities (some let a task run long uninterrupted,
 others switch often), PCT with its change points spread over the decisions
@@ -30,7 +39,8 @@ corpus with the schedule it followed, which replays it exactly; so does one
 that reaches a known feature in far fewer steps than the entry that owns it
 (libFuzzer's -reduce_inputs), so that features drift to small programs. Options: ``pair``, the share of pair
 programs; ``generate``, the share of fresh programs among the rest; ``urw``
-(0 leaves URW out of the samplers); ``pairs`` (0 draws raced pairs uniformly).
+(0 leaves URW out of the samplers); ``pairs`` (0 draws raced pairs uniformly);
+``random``, the random strategy's share.
 
 Entries other workers found reach the engine through the session's
 background replay, which runs them with the engine's probe (``replayer``)
@@ -51,6 +61,7 @@ from fuzz.search.guided.corpus import Corpus, Entry
 from fuzz.search.guided.pairs import PairTable
 from fuzz.search.guided.probe import Probe
 from fuzz.search.guided.schedules import targeted
+from fuzz.search.strategies.random_walk import random_execution
 
 #: probability of generating a fresh program instead of picking an entry
 GENERATE = 0.2
@@ -70,6 +81,9 @@ PAIR = 0.4
 #: mutated programs keep at most this many operations: bigger programs cost more per
 #: execution and rarely matter
 MAX_PROGRAM_OPS = 12
+#: share of executions spent as the random strategy spends them (a random program of up
+#: to six operations per thread, a random walk), outside the corpus
+RANDOM = 0.1
 
 
 def _bounded(rng, program):
@@ -112,6 +126,7 @@ class Guided:
         self.generation = session.corpus_generation   # of the corpus ours was built from
         self.moves = [m for m, w in MOVES for _ in range(w)]
         self.pair = options.get("pair", PAIR)
+        self.random = options.get("random", RANDOM)
         self.samplers = [s for s in SAMPLERS if s[1] != "urw" or options.get("urw", True)]
         #: decisions an execution makes, averaged per kind of fresh input: PCT spreads its
         #: change points over them
@@ -168,6 +183,9 @@ class Guided:
             self.generation = session.corpus_generation
             self.corpus = Corpus()
         while not session.done():
+            if self.random and rng.random() < self.random:
+                random_execution(session, rng, feedback=False)
+                continue
             program, prefix, source = self._next_input(rng)
             switch, depth = rng.choice(self.samplers)
             fail = 0.05 if program.fault_injection else 0.0
