@@ -53,6 +53,7 @@ def labels(outcome) -> list[str]:
     return [s.label for s in outcome.trace.steps]
 
 
-#: guided without its random share (fuzz/search/strategies/guided.py): the tests of one
-#: mechanism of the engine compare it with and without that mechanism alone
-NO_RANDOM = {"random": 0}
+#: guided without its random share and its focus on met pairs
+#: (fuzz/search/strategies/guided.py): the tests of one mechanism of the engine compare it
+#: with and without that mechanism alone
+BARE = {"random": 0, "focus": 0}

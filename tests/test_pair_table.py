@@ -15,7 +15,7 @@ from fuzz.runtime.executor import execute
 from fuzz.search.guided.pairs import UNIFORM, PairTable
 from fuzz.search.guided.probe import Probe
 from model.kernel import Kernel
-from tests.helpers import NO_RANDOM
+from tests.helpers import BARE
 
 
 def _pair(a: str, b: str):
@@ -77,7 +77,7 @@ def test_the_table_lets_guided_find_a_race_it_misses_drawing_pairs_uniformly():
     that meet under most schedules; a pair that never meets takes a share of the draws
     only. Deterministic for the seed; drawing pairs uniformly, the same budget finds
     nothing."""
-    found, _ = executions_to_find("misplaced-unlock-page", "guided", 4, 15_000, NO_RANDOM)
+    found, _ = executions_to_find("misplaced-unlock-page", "guided", 4, 15_000, BARE)
     missed, _ = executions_to_find("misplaced-unlock-page", "guided", 4, 15_000,
-                                   {**NO_RANDOM, "pairs": 0})
+                                   {**BARE, "pairs": 0})
     assert found is not None and missed is None

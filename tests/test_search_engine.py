@@ -27,7 +27,7 @@ from fuzz.search.guided.schedules import targeted
 from model.kernel import Kernel
 from model.pgtable import PTRS_PER_PTE
 from model.variants import get_variant
-from tests.helpers import NO_RANDOM
+from tests.helpers import BARE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COUNTS = EventCounts()
@@ -233,13 +233,71 @@ def test_guided_spends_its_random_share_as_random_does_outside_its_corpus(tmp_pa
     assert not session.corpus and not session.features and not guided.corpus.entries
 
 
+def test_guided_gives_a_pair_program_whose_operations_met_the_next_pair_draws(tmp_path):
+    """After a pair program whose two raced operations met, the next ``focus`` pair draws
+    are that program again, each with no prefix (a fresh walk); after one whose operations
+    did not meet, the next pair draw is another program. The draws from the corpus go
+    on in between."""
+    from fuzz.search.guided.pairs import met
+    from fuzz.search.session import Session
+    from fuzz.search.strategies import STRATEGIES
+    from fuzz.search.worker import slice_rng
+    session = Session(Kernel, "upstream", tmp_path)
+    guided = STRATEGIES["guided"].create(session, {"seed": 1, "random": 0, "focus": 3})
+    inputs, probes = [], []
+    next_input, execute_in_session = guided._next_input, session.execute
+
+    def recorded_input(rng):
+        inputs.append(next_input(rng))
+        return inputs[-1]
+
+    def recorded_execute(program, chooser=None, **kw):
+        probes.append(chooser)
+        return execute_in_session(program, chooser, **kw)
+
+    guided._next_input, session.execute = recorded_input, recorded_execute
+    session.begin_slice(1, None, 800)
+    guided.run_slice(slice_rng(1, 0, 1))
+    assert len(inputs) == len(probes) == 800
+    pairs = [(program, prefix, probes[i]) for i, (program, prefix, source) in enumerate(inputs)
+             if source == "pair"]
+    focused = unmet = i = 0
+    while i < len(pairs) - 4:
+        program, _, probe = pairs[i]
+        if met(program, probe):
+            again = pairs[i + 1:i + 4]
+            assert all(p is program and prefix == () for p, prefix, _ in again)
+            assert len({p.rng.getstate() for _, _, p in pairs[i:i + 4]}) == 4
+            focused += 1
+            i += 4
+            continue
+        unmet += 1
+        assert pairs[i + 1][0] is not program
+        i += 1
+    assert focused >= 10 and unmet >= 10
+    assert len(pairs) < 0.6 * len(inputs)       # the share of pair draws is unchanged
+
+
+@pytest.mark.slow
+def test_the_focus_on_met_pairs_finds_a_reuse_race_the_bare_engine_misses():
+    """misplaced-unlock-page needs a write fault that reuses a page whose COW child
+    exited, and a zap that frees the page between the fault's ptl release and its
+    unlock_page: a pair program that reaches it needs tens of interleavings, and drawn
+    afresh the same two operations come back in another state. Deterministic for the
+    seed; without the focus the same budget finds nothing."""
+    found, _ = executions_to_find("misplaced-unlock-page", "guided", 28, 3000,
+                                  {**BARE, "focus": 10})
+    missed, _ = executions_to_find("misplaced-unlock-page", "guided", 28, 3000, BARE)
+    assert found is not None and missed is None
+
+
 def test_the_random_share_finds_a_bug_of_a_long_sequence_sooner():
     """reuse-mapcount (CVE-2020-29374) needs a fork, the child's vmsplice and munmap, then
     the parent's write: four operations over two processes, in an order about one random
     execution in a thousand gets right, and no pair program. Deterministic for the seed;
     without the random share the same budget finds nothing."""
-    found, _ = executions_to_find("reuse-mapcount", "guided", 3, 1500)
-    missed, _ = executions_to_find("reuse-mapcount", "guided", 3, 1500, NO_RANDOM)
+    found, _ = executions_to_find("reuse-mapcount", "guided", 3, 1500, {**BARE, "random": 0.1})
+    missed, _ = executions_to_find("reuse-mapcount", "guided", 3, 1500, BARE)
     assert found is not None and missed is None
 
 
@@ -336,9 +394,9 @@ def test_pair_programs_let_guided_find_two_zaps_racing_that_it_misses_without_th
     """Two threads of one process zap the same page, and the first loads it after its own
     zap returned: a program random_program writes once in about 2,000. Deterministic for
     the seed; without pair programs the same budget finds nothing."""
-    found, _ = executions_to_find("parallel-zap-flush-miss", "guided", 4, 3000, NO_RANDOM)
+    found, _ = executions_to_find("parallel-zap-flush-miss", "guided", 4, 3000, BARE)
     missed, _ = executions_to_find("parallel-zap-flush-miss", "guided", 4, 3000,
-                                   {**NO_RANDOM, "pair": 0.0})
+                                   {**BARE, "pair": 0.0})
     assert found is not None and missed is None
 
 
@@ -348,9 +406,9 @@ def test_a_pair_on_a_page_whose_cow_child_exited_finds_the_reuse_race():
     child exited: the "unshared" state) when a write fault reuses it and a zap frees it;
     random programs rarely fork, wait for the child and then race. Deterministic for the
     seed; without pair programs the same budget finds nothing."""
-    found, _ = executions_to_find("misplaced-unlock-page", "guided", 2, 8000, NO_RANDOM)
+    found, _ = executions_to_find("misplaced-unlock-page", "guided", 2, 8000, BARE)
     missed, _ = executions_to_find("misplaced-unlock-page", "guided", 2, 8000,
-                                   {**NO_RANDOM, "pair": 0.0})
+                                   {**BARE, "pair": 0.0})
     assert found is not None and missed is None
 
 
@@ -361,8 +419,8 @@ def test_urw_among_guided_samplers_splits_a_short_operation_around_a_fork():
     URW (weighing each task by the steps it has left) spreads the pin's steps over the
     fork's. Deterministic for the
     seed; without URW the same budget finds nothing."""
-    found, _ = executions_to_find("gup-fast-seq-parity", "guided", 2, 20000, NO_RANDOM)
+    found, _ = executions_to_find("gup-fast-seq-parity", "guided", 2, 20000, BARE)
     missed, _ = executions_to_find("gup-fast-seq-parity", "guided", 2, 20000,
-                                   {**NO_RANDOM, "urw": 0})
+                                   {**BARE, "urw": 0})
     assert found is not None and missed is None
 

@@ -44,20 +44,18 @@ class PairTable:
         k = bisect.bisect_right(cumulative, rng.random() * cumulative[-1])
         return RACED_PAIRS[min(k, len(RACED_PAIRS) - 1)]
 
-    def record_run(self, program, probe) -> None:
-        """Whether a pair program's two raced operations met, by its execution's probe:
-        each had a step in a conflict."""
-        tids = {name: tid for tid, name in probe.names.items()}
+    def record_run(self, program, probe) -> bool:
+        """Record whether a pair program's two raced operations met (``met``), and return
+        it."""
         i, j = raced_ops(program)
-        first, second = program.threads[0].ops[i], program.threads[1].ops[j]
-        met = ((tids.get(thread_name(0, 0)), i) in probe.racing
-               and (tids.get(thread_name(0, 1)), j) in probe.racing)
-        self.record((first.name, second.name), met)
+        meeting = met(program, probe)
+        self.record((program.threads[0].ops[i].name, program.threads[1].ops[j].name), meeting)
+        return meeting
 
-    def record(self, pair: tuple[str, str], met: bool) -> None:
+    def record(self, pair: tuple[str, str], meeting: bool) -> None:
         k = self.index[pair]
         self.tried[k] += 1
-        self.met[k] += met
+        self.met[k] += meeting
         self._until -= 1
 
     def _weigh(self) -> None:
@@ -67,3 +65,12 @@ class PairTable:
             cumulative.append(total)
         self._cumulative = cumulative
         self._until = REWEIGH
+
+
+def met(program, probe) -> bool:
+    """Whether a pair program's two raced operations met, by its execution's probe: each
+    had a step in a conflict."""
+    tids = {name: tid for tid, name in probe.names.items()}
+    i, j = raced_ops(program)
+    return ((tids.get(thread_name(0, 0)), i) in probe.racing
+            and (tids.get(thread_name(0, 1)), j) in probe.racing)

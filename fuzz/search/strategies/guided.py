@@ -18,6 +18,17 @@ features -- and makes one of:
 * a program mutation (fuzz/program/mutate.py), its schedule left to the walk;
 * its program sliced to the operations that took part in a conflict.
 
+A pair program whose two raced operations met (each had a step in a conflict:
+pairs.py) takes the next ``FOCUS`` pair draws, each run under a fresh
+interleaving. Whether two operations meet turns on the page's state and
+their arguments as much as on which operations they are (a reclaim and a
+MADV_DONTNEED of different pages never do), and a race with a narrow window
+needs tens of interleavings of the one program that reaches it; drawn afresh
+each time, the same operations come back in another state or on another
+page. The focus stays within the pair share: spent outside it, on top, it
+took executions from the corpus and lost dirty-cow and swapin-reuse-mapcount
+(docs/benchmarks.md). Its runs count in the pair table like any other.
+
 One execution in ten (``RANDOM``) is the random strategy's instead: a random
 program of up to six operations per thread under a random walk, its
 features not computed and nothing of it kept. Bugs that need a long
@@ -40,7 +51,8 @@ that reaches a known feature in far fewer steps than the entry that owns it
 (libFuzzer's -reduce_inputs), so that features drift to small programs. Options: ``pair``, the share of pair
 programs; ``generate``, the share of fresh programs among the rest; ``urw``
 (0 leaves URW out of the samplers); ``pairs`` (0 draws raced pairs uniformly);
-``random``, the random strategy's share.
+``random``, the random strategy's share; ``focus``, the pair draws a met pair program
+takes.
 
 Entries other workers found reach the engine through the session's
 background replay, which runs them with the engine's probe (``replayer``)
@@ -58,7 +70,7 @@ from fuzz.program.program import ThreadSpec
 from fuzz.runtime.executor import execute, thread_name
 from fuzz.runtime.urw import EventCounts, URWChooser
 from fuzz.search.guided.corpus import Corpus, Entry
-from fuzz.search.guided.pairs import PairTable
+from fuzz.search.guided.pairs import PairTable, met
 from fuzz.search.guided.probe import Probe
 from fuzz.search.guided.schedules import targeted
 from fuzz.search.strategies.random_walk import random_execution
@@ -84,6 +96,9 @@ MAX_PROGRAM_OPS = 12
 #: share of executions spent as the random strategy spends them (a random program of up
 #: to six operations per thread, a random walk), outside the corpus
 RANDOM = 0.1
+#: a pair program whose two raced operations met takes this many of the next pair draws,
+#: each run under a fresh interleaving
+FOCUS = 10
 
 
 def _bounded(rng, program):
@@ -127,6 +142,9 @@ class Guided:
         self.moves = [m for m, w in MOVES for _ in range(w)]
         self.pair = options.get("pair", PAIR)
         self.random = options.get("random", RANDOM)
+        self.focus = options.get("focus", FOCUS)
+        #: a pair program whose operations met, and how many more runs it gets
+        self._focused, self._focus_left = None, 0
         self.samplers = [s for s in SAMPLERS if s[1] != "urw" or options.get("urw", True)]
         #: decisions an execution makes, averaged per kind of fresh input: PCT spreads its
         #: change points over them
@@ -142,6 +160,9 @@ class Guided:
         the input comes from."""
         corpus = self.corpus
         if rng.random() < self.pair:
+            if self._focus_left > 0:
+                self._focus_left -= 1
+                return self._focused, (), "pair"
             pair = self.pairs.draw(rng) if self.pairs is not None else None
             return pair_program(rng, pair=pair), (), "pair"
         if not len(corpus) or rng.random() < self.generate:
@@ -200,8 +221,11 @@ class Guided:
             kept = len(session.corpus)
             outcome = session.execute(program, probe, own_features=True)
             self.corpus.count(outcome.features)
-            if source == "pair" and self.pairs is not None:
-                self.pairs.record_run(program, probe)
+            if source == "pair":
+                meeting = (self.pairs.record_run(program, probe) if self.pairs is not None
+                           else met(program, probe))
+                if meeting and self.focus and program is not self._focused:
+                    self._focused, self._focus_left = program, self.focus
             if not isinstance(source, Entry):
                 made = self.decisions_made[source]
                 self.decisions_made[source] = made + (len(probe.decisions) - made) * 0.05
