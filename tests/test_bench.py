@@ -125,6 +125,23 @@ def test_a_hunt_credits_a_variant_only_with_what_its_base_design_does_not_show()
     assert base_design(get_variant("table-free-no-rcu")) is get_variant("upstream")
 
 
+def test_a_hunt_judges_a_signature_again_after_its_first_program_was_the_bases_bug():
+    """A session reports the first program of each signature only, and a signature is
+    coarse: the base's lost write and clear_refs' can share one. A later program of a
+    signature first judged the base's is judged on its own; one judged the variant's own
+    is reported once."""
+    cls = get_variant("clear-refs-read-lock")
+    session = _HuntSession(cls, cls.name)
+    session.target = "lost-write"
+    own = (ROOT / "corpus" / "clear-refs-read-lock" / "store-during-cow-copy.cow").read_text()
+    session.record("lost-write", "shared", parse_program(TWO_PROCMEM_WRITES))
+    assert session.hit() is None
+    session.record("lost-write", "shared", parse_program(own))
+    assert session.hit() is not None and len(session.found) == 1
+    session.record("lost-write", "shared", parse_program(TWO_PROCMEM_WRITES))
+    assert len(session.found) == 1 and session.hit() is not None
+
+
 def test_every_reproducer_in_the_corpus_counts_as_its_variants_own_finding():
     """What a trial credits a variant with includes the hand-minimized reproducers: each
     violates its variant's oracle, and the base design stays clean of it."""

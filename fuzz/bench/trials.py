@@ -48,13 +48,27 @@ class _HuntSession(Session):
     oracle, and one the design the variant changes (``base_design``) does not show on the
     same program and schedule. clear-refs-read-lock is put into reuse-refcount, whose
     page_count-based COW loses a /proc/pid/mem write that races another write fault:
-    that lost write is reuse-refcount's bug, not clear_refs'."""
+    that lost write is reuse-refcount's bug, not clear_refs'.
+
+    A signature is coarse (oracle, function, message), so the variant's own bug and its
+    base's can share one: a signature whose first program was the base's bug is judged
+    again on the next program that shows it, where a session reports only the first of
+    each signature. Otherwise the trial could never find its bug after that: swapout-pinned
+    with ``guided``, seed 5, hit swapout-pinned-race's VM_BUG_ON at execution 395 and then
+    missed within 120,000."""
 
     target: str | None = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._judged: dict[str, bool] = {}      # signature -> the variant's own bug
+
+    def record(self, oracle: str, sig: str, program, **kwargs) -> None:
+        if self._judged.get(sig) is False:              # so far only the base's bug
+            del self._judged[sig]
+            self.signatures.discard(sig)
+            self.found = [f for f in self.found if f.signature != sig]
+        super().record(oracle, sig, program, **kwargs)
 
     def hit(self):
         for found in self.found:
